@@ -1,0 +1,249 @@
+"""Configuration: one TOML file, ``HANGTAR_*`` environment overrides, then command-line flags.
+
+Precedence, lowest first: built-in defaults < TOML file < environment < CLI flags. Every value is validated once
+into a frozen :class:`Config`; a bad value raises :class:`ConfigError` naming the source and the key.
+
+TOML layout (all keys optional)::
+
+    data_dir = "/var/lib/hangtar"
+    [sip]       host, port, advertised_host
+    [rtp]       host, ports = "20000-39999"
+    [http]      host, port
+    [database]  dsn                       # empty: embedded PostgreSQL under <data_dir>/pg
+    [recording] reorder_window, no_media_timeout, shutdown_grace, max_calls
+    [log]       level
+
+Environment variables are ``HANGTAR_<SECTION>_<KEY>`` (``HANGTAR_SIP_PORT``, ``HANGTAR_RTP_PORTS``,
+``HANGTAR_DATABASE_DSN``) and ``HANGTAR_DATA_DIR`` for the top-level key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    data_dir: Path = Path("data")
+    sip_host: str = "0.0.0.0"  # noqa: S104 - an SRS listens for SBCs on every interface by default
+    sip_port: int = 5060
+    sip_advertised_host: str = ""  # address put in Contact and SDP; empty: derived from sip_host
+    rtp_host: str = ""  # empty: same as sip_host
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 39999
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    database_dsn: str = ""
+    reorder_window: float = 0.3
+    no_media_timeout: float = 10.0
+    shutdown_grace: float = 30.0
+    max_calls: int = 1000
+    log_level: str = "INFO"
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def media_host(self) -> str:
+        return self.rtp_host or self.sip_host
+
+    @property
+    def advertised_host(self) -> str:
+        """The address peers must use to reach us (SDP ``c=``, Contact)."""
+        if self.sip_advertised_host:
+            return self.sip_advertised_host
+        host = self.media_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104
+            return _primary_address()
+        return host
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+
+# (section, key) in TOML/env -> Config attribute
+_KEYS: dict[tuple[str, str], str] = {
+    ("", "data_dir"): "data_dir",
+    ("sip", "host"): "sip_host",
+    ("sip", "port"): "sip_port",
+    ("sip", "advertised_host"): "sip_advertised_host",
+    ("rtp", "host"): "rtp_host",
+    ("rtp", "ports"): "rtp_ports",
+    ("http", "host"): "http_host",
+    ("http", "port"): "http_port",
+    ("database", "dsn"): "database_dsn",
+    ("recording", "reorder_window"): "reorder_window",
+    ("recording", "no_media_timeout"): "no_media_timeout",
+    ("recording", "shutdown_grace"): "shutdown_grace",
+    ("recording", "max_calls"): "max_calls",
+    ("log", "level"): "log_level",
+}
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the effective configuration. ``overrides`` holds CLI flags by attribute name (None = not given)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, tuple[Any, str]] = {}
+    sources: list[str] = ["defaults"]
+
+    path = config_file
+    if path is None and environ.get("HANGTAR_CONFIG"):
+        path = Path(environ["HANGTAR_CONFIG"])
+    if path is not None:
+        values.update(_from_toml(path))
+        sources.append(str(path))
+
+    env_values = _from_environ(environ)
+    if env_values:
+        sources.append("environment")
+    values.update(env_values)
+
+    cli_values = {k: (v, f"--{k.replace('_', '-')}") for k, v in (overrides or {}).items() if v is not None}
+    if cli_values:
+        sources.append("command line")
+    values.update(cli_values)
+
+    config = Config(sources=tuple(sources))
+    for attr, (raw, origin) in values.items():
+        config = _apply(config, attr, raw, origin)
+    _validate(config)
+    return config
+
+
+def _from_toml(path: Path) -> dict[str, tuple[Any, str]]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    values: dict[str, tuple[Any, str]] = {}
+    for key, value in document.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                attr = _KEYS.get((key, sub))
+                if attr is None:
+                    raise ConfigError(f"{path}: unknown setting [{key}] {sub}")
+                values[attr] = (subvalue, f"{path} [{key}] {sub}")
+        else:
+            attr = _KEYS.get(("", key))
+            if attr is None:
+                raise ConfigError(f"{path}: unknown setting {key}")
+            values[attr] = (value, f"{path} {key}")
+    return values
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    values: dict[str, tuple[Any, str]] = {}
+    for (section, key), attr in _KEYS.items():
+        name = "HANGTAR_" + (f"{section}_{key}" if section else key).upper()
+        if name in environ:
+            values[attr] = (environ[name], name)
+    return values
+
+
+def _apply(config: Config, attr: str, raw: Any, origin: str) -> Config:
+    if attr == "rtp_ports":
+        low, high = parse_port_range(raw, origin)
+        return replace(config, rtp_port_min=low, rtp_port_max=high)
+    kinds = {f.name: f.type for f in fields(Config)}
+    kind = kinds[attr]
+    try:
+        value: Any
+        if kind == "Path":
+            value = Path(str(raw)).expanduser()
+        elif kind == "int":
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            value = int(raw)
+        elif kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(raw)
+        else:
+            if not isinstance(raw, str):
+                raise ValueError
+            value = raw.strip()
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: expected {kind.lower()}, got {raw!r}") from None
+    return replace(config, **{attr: value})
+
+
+def parse_port_range(raw: Any, origin: str = "rtp ports") -> tuple[int, int]:
+    """``"20000-39999"`` → (20000, 39999); RTP takes even ports with RTCP on the odd one above (RFC 3550 §11)."""
+    text = str(raw).strip()
+    low_text, sep, high_text = text.partition("-")
+    if not sep:
+        raise ConfigError(f"{origin}: expected a range like 20000-39999, got {text!r}")
+    try:
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        raise ConfigError(f"{origin}: expected a range like 20000-39999, got {text!r}") from None
+    if not 1024 <= low < high <= 65535:
+        raise ConfigError(f"{origin}: range {text!r} must lie within 1024-65535 with the low end first")
+    if high - low < 3:
+        raise ConfigError(f"{origin}: range {text!r} holds no RTP/RTCP port pair")
+    return low, high
+
+
+def _validate(config: Config) -> None:
+    for name in ("sip_port", "http_port"):
+        port = getattr(config, name)
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"{name.replace('_', ' ')} {port} is not a port number (1-65535)")
+    for name in ("sip_host", "http_host", "rtp_host", "sip_advertised_host"):
+        host = getattr(config, name)
+        if host and not _valid_host(host):
+            raise ConfigError(f"{name.replace('_', ' ')} {host!r} is not an IP address or host name")
+    if config.sip_port in range(config.rtp_port_min, config.rtp_port_max + 1):
+        raise ConfigError(f"sip port {config.sip_port} lies inside the RTP port range")
+    for name in ("reorder_window", "no_media_timeout", "shutdown_grace"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name.replace('_', ' ')} must not be negative")
+    if not 0.02 <= config.reorder_window <= 5:
+        raise ConfigError("reorder window must lie between 0.02 and 5 seconds")
+    if config.max_calls < 1:
+        raise ConfigError("max calls must be at least 1")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log level {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.rstrip(".").split(".")
+        return all(label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels)
+    return True
+
+
+def _primary_address() -> str:
+    """A non-loopback IPv4 address of this host, for SDP when we listen on a wildcard address."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return "127.0.0.1"
+    for info in infos:
+        address = str(info[4][0])
+        if not address.startswith("127."):
+            return address
+    return "127.0.0.1"
