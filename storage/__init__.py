@@ -1,0 +1,47 @@
+"""The recording catalogue (PostgreSQL via asyncpg) and the recording files (local filesystem)."""
+
+from .blobs import FileBlobStore
+from .catalogue import Catalogue
+from .database import Migration, load_migrations, migrate, open_pool
+from .embedded import EmbeddedDatabase
+from .errors import (
+    CatalogueError,
+    EmbeddedDatabaseError,
+    MigrationError,
+    RecordingNotFoundError,
+    StorageError,
+)
+from .models import (
+    MetadataSnapshot,
+    NewRecording,
+    ParticipantRecord,
+    ParticipantRole,
+    Recording,
+    RecordingStatus,
+    StreamRecord,
+)
+from .reference import new_reference, normalize_reference
+
+__all__ = [
+    "Catalogue",
+    "CatalogueError",
+    "EmbeddedDatabase",
+    "EmbeddedDatabaseError",
+    "FileBlobStore",
+    "MetadataSnapshot",
+    "Migration",
+    "MigrationError",
+    "NewRecording",
+    "ParticipantRecord",
+    "ParticipantRole",
+    "Recording",
+    "RecordingNotFoundError",
+    "RecordingStatus",
+    "StorageError",
+    "StreamRecord",
+    "load_migrations",
+    "migrate",
+    "new_reference",
+    "normalize_reference",
+    "open_pool",
+]

@@ -1,0 +1,250 @@
+"""The recording catalogue repository: every SQL statement about recordings lives here.
+
+`Catalogue` runs each statement on what it is given: a pool (one pooled connection per call), or a connection
+inside a transaction a service opened (`Catalogue(conn)`), since both offer fetch/fetchrow/execute. Driver
+errors become `CatalogueError` here; nothing above sees asyncpg exceptions.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+from .errors import CatalogueError, RecordingNotFoundError
+from .models import (
+    MetadataSnapshot,
+    NewRecording,
+    ParticipantRecord,
+    Recording,
+    RecordingStatus,
+    StreamRecord,
+)
+from .reference import new_reference, normalize_reference
+
+__all__ = ["Catalogue"]
+
+_REFERENCE_ATTEMPTS = 8  # 40 random bits: a second attempt is already astronomically rare
+_MAX_LIST = 1000
+
+_COLUMNS = """
+    id, reference, call_id, session_ids, group_ids, status, started_at, media_started_at, ended_at,
+    duration_seconds, participants, streams, channels, sample_rate, file_path, format, size_bytes, sha256,
+    raw_metadata, metadata_history, source_address, created_at, updated_at
+"""
+
+# ON CONFLICT on the reference alone: a colliding reference returns no row and is retried, without the
+# error that would abort a caller's transaction.
+_INSERT = f"""
+    INSERT INTO recordings (id, reference, call_id, session_ids, group_ids, status, started_at, participants,
+                            streams, channels, sample_rate, file_path, format, raw_metadata, source_address)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING {_COLUMNS}
+"""  # noqa: S608 (column list is a constant)
+
+# The first metadata document becomes raw_metadata; later ones are appended to the history.
+_UPDATE_METADATA = f"""
+    UPDATE recordings SET
+        raw_metadata = COALESCE(raw_metadata, $2),
+        metadata_history = CASE WHEN raw_metadata IS NULL THEN metadata_history
+                                ELSE metadata_history || $3::jsonb END,
+        participants = COALESCE($4::jsonb, participants)
+    WHERE id = $1
+    RETURNING {_COLUMNS}
+"""  # noqa: S608
+
+_FINISH = f"""
+    UPDATE recordings SET
+        status = $2, ended_at = $3, media_started_at = $4, duration_seconds = $5, streams = $6,
+        file_path = $7, format = $8, size_bytes = $9, sha256 = $10,
+        channels = COALESCE($11, channels), sample_rate = COALESCE($12, sample_rate)
+    WHERE id = $1
+    RETURNING {_COLUMNS}
+"""  # noqa: S608
+
+_MARK_STATUS = f"UPDATE recordings SET status = $2 WHERE id = $1 RETURNING {_COLUMNS}"  # noqa: S608
+_BY_ID = f"SELECT {_COLUMNS} FROM recordings WHERE id = $1"  # noqa: S608
+_BY_REFERENCE = f"SELECT {_COLUMNS} FROM recordings WHERE reference = $1"  # noqa: S608
+_LIST = f"""
+    SELECT {_COLUMNS} FROM recordings
+    WHERE $2::timestamptz IS NULL OR started_at < $2
+    ORDER BY started_at DESC, id DESC
+    LIMIT $1
+"""  # noqa: S608
+_UNFINISHED = f"SELECT {_COLUMNS} FROM recordings WHERE status = 'recording' ORDER BY started_at"  # noqa: S608
+
+
+class Catalogue:
+    """Create, complete and look up recordings."""
+
+    def __init__(self, db: Any, *, reference_factory: Callable[[], str] = new_reference) -> None:
+        self._db = db  # an asyncpg Pool, or a Connection inside the caller's transaction
+        self._new_reference = reference_factory
+
+    async def create(self, new: NewRecording) -> Recording:
+        """Insert a row in status 'recording' under a fresh unique reference."""
+        for _ in range(_REFERENCE_ATTEMPTS):
+            with _translated("create a recording"):
+                row = await self._db.fetchrow(
+                    _INSERT,
+                    new.id,
+                    self._new_reference(),
+                    new.call_id,
+                    list(new.session_ids),
+                    list(new.group_ids),
+                    RecordingStatus.RECORDING.value,
+                    new.started_at,
+                    [participant.to_json() for participant in new.participants],
+                    [stream.to_json() for stream in new.streams],
+                    new.channels,
+                    new.sample_rate,
+                    new.file_path,
+                    new.format,
+                    new.raw_metadata,
+                    new.source_address,
+                )
+            if row is not None:
+                return _recording(row)
+        raise CatalogueError(f"no unused reference found in {_REFERENCE_ATTEMPTS} attempts")
+
+    async def update_metadata(
+        self,
+        recording_id: UUID,
+        raw_xml: str,
+        participants: Sequence[ParticipantRecord] | None = None,
+        *,
+        received_at: datetime | None = None,
+    ) -> Recording:
+        """Keep a metadata document received mid-call; replace the participants when given."""
+        snapshot = MetadataSnapshot(received_at=received_at or datetime.now(UTC), xml=raw_xml)
+        people = None if participants is None else [participant.to_json() for participant in participants]
+        with _translated("store recording metadata"):
+            row = await self._db.fetchrow(
+                _UPDATE_METADATA, recording_id, raw_xml, [snapshot.to_json()], people
+            )
+        return _found(row, recording_id)
+
+    async def finish(
+        self,
+        recording_id: UUID,
+        *,
+        status: RecordingStatus,
+        ended_at: datetime,
+        media_started_at: datetime | None,
+        duration_seconds: float | None,
+        streams: Sequence[StreamRecord],
+        file_path: str | None,
+        format: str | None,
+        size_bytes: int | None,
+        sha256: str | None,
+        channels: int | None = None,
+        sample_rate: int | None = None,
+    ) -> Recording:
+        """Record how the recording ended; channels and sample rate change only when given."""
+        if RecordingStatus(status) is RecordingStatus.RECORDING:
+            raise ValueError("finish() needs a final status")
+        with _translated("finish a recording"):
+            row = await self._db.fetchrow(
+                _FINISH,
+                recording_id,
+                RecordingStatus(status).value,
+                ended_at,
+                media_started_at,
+                duration_seconds,
+                [stream.to_json() for stream in streams],
+                file_path,
+                format,
+                size_bytes,
+                sha256,
+                channels,
+                sample_rate,
+            )
+        return _found(row, recording_id)
+
+    async def mark_status(self, recording_id: UUID, status: RecordingStatus) -> Recording:
+        with _translated("change a recording's status"):
+            row = await self._db.fetchrow(_MARK_STATUS, recording_id, RecordingStatus(status).value)
+        return _found(row, recording_id)
+
+    async def get(self, id_or_reference: str | UUID) -> Recording | None:
+        """Look a recording up by its uuid or by its reference as a person typed it (any case, O for 0...)."""
+        key: UUID | str
+        if isinstance(id_or_reference, UUID):
+            query, key = _BY_ID, id_or_reference
+        else:
+            text = id_or_reference.strip()
+            try:
+                query, key = _BY_ID, UUID(text)
+            except ValueError:
+                reference = normalize_reference(text)
+                if reference is None:
+                    return None
+                query, key = _BY_REFERENCE, reference
+        with _translated("look up a recording"):
+            row = await self._db.fetchrow(query, key)
+        return None if row is None else _recording(row)
+
+    async def list(self, *, limit: int = 50, before: datetime | None = None) -> builtins.list[Recording]:
+        """Newest first (by started_at); `before` pages back: only recordings started strictly before it."""
+        if not 1 <= limit <= _MAX_LIST:
+            raise ValueError(f"limit must be between 1 and {_MAX_LIST}")
+        with _translated("list recordings"):
+            rows = await self._db.fetch(_LIST, limit, before)
+        return [_recording(row) for row in rows]
+
+    async def unfinished(self) -> builtins.list[Recording]:
+        """Rows still in status 'recording', oldest first: after a crash, the calls that were cut off."""
+        with _translated("list unfinished recordings"):
+            rows = await self._db.fetch(_UNFINISHED)
+        return [_recording(row) for row in rows]
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise CatalogueError(f"cannot {action}: {exc}") from exc
+
+
+def _found(row: Mapping[str, Any] | None, recording_id: UUID) -> Recording:
+    if row is None:
+        raise RecordingNotFoundError(f"no recording {recording_id}")
+    return _recording(row)
+
+
+def _recording(row: Mapping[str, Any]) -> Recording:
+    try:
+        return Recording(
+            id=row["id"],
+            reference=row["reference"],
+            call_id=row["call_id"],
+            session_ids=row["session_ids"],
+            group_ids=row["group_ids"],
+            status=RecordingStatus(row["status"]),
+            started_at=row["started_at"],
+            media_started_at=row["media_started_at"],
+            ended_at=row["ended_at"],
+            duration_seconds=row["duration_seconds"],
+            participants=[ParticipantRecord.from_json(item) for item in row["participants"]],
+            streams=[StreamRecord.from_json(item) for item in row["streams"]],
+            channels=row["channels"],
+            sample_rate=row["sample_rate"],
+            file_path=row["file_path"],
+            format=row["format"],
+            size_bytes=row["size_bytes"],
+            sha256=row["sha256"],
+            raw_metadata=row["raw_metadata"],
+            metadata_history=[MetadataSnapshot.from_json(item) for item in row["metadata_history"]],
+            source_address=row["source_address"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CatalogueError(f"recording {row.get('id')} has a malformed row: {exc}") from exc

@@ -1,0 +1,31 @@
+"""Domain errors raised by the storage package; database driver errors never escape it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogueError",
+    "EmbeddedDatabaseError",
+    "MigrationError",
+    "RecordingNotFoundError",
+    "StorageError",
+]
+
+
+class StorageError(Exception):
+    """Base of every error the storage package raises on purpose."""
+
+
+class EmbeddedDatabaseError(StorageError):
+    """The embedded PostgreSQL could not be initialised, started, reached or stopped."""
+
+
+class CatalogueError(StorageError):
+    """The catalogue database refused or failed an operation (driver errors are wrapped in this)."""
+
+
+class MigrationError(CatalogueError):
+    """A schema migration is malformed, failed, or differs from the one already applied."""
+
+
+class RecordingNotFoundError(CatalogueError):
+    """An update named a recording id that is not in the catalogue."""

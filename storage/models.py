@@ -1,0 +1,293 @@
+"""Catalogue value objects: what the server writes about a recording and what the CLI and API read back.
+
+Timestamps are timezone-aware; in JSON they are ISO 8601 UTC strings with microseconds and a ``Z``
+(``2026-11-28T14:03:07.250000Z``). Sequences given as lists are stored as tuples, so every object is hashable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+__all__ = [
+    "MetadataSnapshot",
+    "NewRecording",
+    "ParticipantRecord",
+    "ParticipantRole",
+    "Recording",
+    "RecordingStatus",
+    "StreamRecord",
+    "format_timestamp",
+    "parse_timestamp",
+]
+
+
+class RecordingStatus(enum.StrEnum):
+    RECORDING = "recording"  # INVITE accepted; the only unfinished state
+    COMPLETE = "complete"  # every answered stream delivered media
+    NO_MEDIA = "no_media"  # the session ended without a single RTP packet
+    ONE_WAY = "one_way"  # some streams delivered media, others none
+    FAILED = "failed"  # the recording could not be made or kept
+    INTERRUPTED = "interrupted"  # the recorder stopped mid-call; the audio written so far is kept
+
+
+class ParticipantRole(enum.StrEnum):
+    CALLER = "caller"
+    CALLEE = "callee"
+    OTHER = "other"
+
+
+def format_timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.utcoffset() is None:
+        raise ValueError(f"timestamp {value!r} has no UTC offset")
+    return parsed
+
+
+def _optional_timestamp(value: str | None) -> datetime | None:
+    return None if value is None else parse_timestamp(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantRecord:
+    """A party of the recorded call, from the RFC 7865 metadata, with the role the server inferred."""
+
+    aor: str | None = None  # e.g. "sip:+3612345678@pbx.example.hu"
+    name: str | None = None
+    role: ParticipantRole = ParticipantRole.OTHER  # a plain "caller"/"callee"/"other" is accepted too
+    participant_id: str | None = None  # the metadata's participant_id
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", ParticipantRole(self.role))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "aor": self.aor,
+            "name": self.name,
+            "role": self.role.value,
+            "participant_id": self.participant_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ParticipantRecord:
+        return cls(
+            aor=data.get("aor"),
+            name=data.get("name"),
+            role=ParticipantRole(data.get("role", ParticipantRole.OTHER)),
+            participant_id=data.get("participant_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamRecord:
+    """One answered m-line: how it was mapped and (once finished) its RFC 3550 receive statistics."""
+
+    label: str | None  # SDP a=label (RFC 4574), the key the metadata uses for the stream
+    codec: str | None  # e.g. "PCMA"; None for an m-line answered with port 0
+    payload_type: int | None
+    ssrc: int | None = None
+    channel: int | None = None  # output channel the stream was mixed into
+    packets: int = 0
+    lost: int = 0
+    late: int = 0
+    duplicated: int = 0
+    telephone_events: int = 0  # RFC 4733 events seen
+    first_packet_at: datetime | None = None
+    last_packet_at: datetime | None = None
+    remote: str | None = None  # where the RTP came from, "host:port"
+
+    def __post_init__(self) -> None:
+        if self.payload_type is not None and not 0 <= self.payload_type <= 127:
+            raise ValueError(f"RTP payload type {self.payload_type} out of range")
+        if self.ssrc is not None and not 0 <= self.ssrc < 2**32:
+            raise ValueError(f"SSRC {self.ssrc} out of range")
+        for counter in (self.packets, self.lost, self.late, self.duplicated, self.telephone_events):
+            if counter < 0:
+                raise ValueError("stream counters cannot be negative")
+        _aware(self.first_packet_at, "first_packet_at")
+        _aware(self.last_packet_at, "last_packet_at")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "codec": self.codec,
+            "payload_type": self.payload_type,
+            "ssrc": self.ssrc,
+            "channel": self.channel,
+            "packets": self.packets,
+            "lost": self.lost,
+            "late": self.late,
+            "duplicated": self.duplicated,
+            "telephone_events": self.telephone_events,
+            "first_packet_at": format_timestamp(self.first_packet_at),
+            "last_packet_at": format_timestamp(self.last_packet_at),
+            "remote": self.remote,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StreamRecord:
+        return cls(
+            label=data.get("label"),
+            codec=data.get("codec"),
+            payload_type=data.get("payload_type"),
+            ssrc=data.get("ssrc"),
+            channel=data.get("channel"),
+            packets=data.get("packets", 0),
+            lost=data.get("lost", 0),
+            late=data.get("late", 0),
+            duplicated=data.get("duplicated", 0),
+            telephone_events=data.get("telephone_events", 0),
+            first_packet_at=_optional_timestamp(data.get("first_packet_at")),
+            last_packet_at=_optional_timestamp(data.get("last_packet_at")),
+            remote=data.get("remote"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetadataSnapshot:
+    """A recording metadata document received after the first one (re-INVITE or UPDATE)."""
+
+    received_at: datetime
+    xml: str
+
+    def __post_init__(self) -> None:
+        _aware(self.received_at, "received_at")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"received_at": format_timestamp(self.received_at), "xml": self.xml}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MetadataSnapshot:
+        return cls(received_at=parse_timestamp(data["received_at"]), xml=data["xml"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRecording:
+    """What is known when the INVITE is accepted. The id may be chosen first, to name the audio file."""
+
+    call_id: str
+    started_at: datetime
+    id: UUID = field(default_factory=uuid4)
+    session_ids: Sequence[str] = ()
+    group_ids: Sequence[str] = ()
+    participants: Sequence[ParticipantRecord] = ()
+    streams: Sequence[StreamRecord] = ()
+    channels: int | None = None
+    sample_rate: int | None = None
+    file_path: str | None = None
+    format: str | None = None  # e.g. "flac"
+    raw_metadata: str | None = None  # the metadata XML exactly as received
+    source_address: str | None = None  # e.g. "udp:192.0.2.10:5060"
+
+    def __post_init__(self) -> None:
+        if not self.call_id:
+            raise ValueError("a recording needs the Call-ID of its recording session")
+        _aware(self.started_at, "started_at")
+        _positive(self.channels, "channels")
+        _positive(self.sample_rate, "sample_rate")
+        for name in ("session_ids", "group_ids", "participants", "streams"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recording:
+    """A catalogue row."""
+
+    id: UUID
+    reference: str
+    call_id: str
+    status: RecordingStatus
+    started_at: datetime
+    session_ids: Sequence[str] = ()
+    group_ids: Sequence[str] = ()
+    media_started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_seconds: float | None = None
+    participants: Sequence[ParticipantRecord] = ()
+    streams: Sequence[StreamRecord] = ()
+    channels: int | None = None
+    sample_rate: int | None = None
+    file_path: str | None = None
+    format: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    raw_metadata: str | None = None
+    metadata_history: Sequence[MetadataSnapshot] = ()
+    source_address: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RecordingStatus(self.status))
+        _aware(self.started_at, "started_at")
+        for name in ("session_ids", "group_ids", "participants", "streams", "metadata_history"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not RecordingStatus.RECORDING
+
+    def to_json(self, *, detailed: bool = False) -> dict[str, Any]:
+        """The stable JSON shape printed by the CLI and served by the API; every key is always present.
+
+        Unknown values are null. Fields:
+        - ``id`` (uuid string), ``reference`` ("HT-7K3M-Q9RX"), ``call_id``
+        - ``session_ids``, ``group_ids``: lists of the RFC 7865 ids
+        - ``status``: recording | complete | no_media | one_way | failed | interrupted
+        - ``started_at`` (INVITE accepted), ``media_started_at`` (first RTP), ``ended_at``: ISO 8601 UTC
+        - ``duration_seconds`` (float), ``channels``, ``sample_rate`` (Hz), ``format`` ("flac"),
+          ``size_bytes``, ``sha256`` (hex of the audio file), ``file_path``, ``source_address``
+        - ``participants``: [{aor, name, role: caller|callee|other, participant_id}]
+        - ``streams``: [{label, codec, payload_type, ssrc, channel, packets, lost, late, duplicated,
+          telephone_events, first_packet_at, last_packet_at, remote}]
+        With ``detailed=True`` also ``raw_metadata`` (the first metadata XML as received),
+        ``metadata_history`` ([{received_at, xml}] for later ones), ``created_at`` and ``updated_at``.
+        """
+        data: dict[str, Any] = {
+            "id": str(self.id),
+            "reference": self.reference,
+            "call_id": self.call_id,
+            "session_ids": list(self.session_ids),
+            "group_ids": list(self.group_ids),
+            "status": self.status.value,
+            "started_at": format_timestamp(self.started_at),
+            "media_started_at": format_timestamp(self.media_started_at),
+            "ended_at": format_timestamp(self.ended_at),
+            "duration_seconds": self.duration_seconds,
+            "channels": self.channels,
+            "sample_rate": self.sample_rate,
+            "format": self.format,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "file_path": self.file_path,
+            "source_address": self.source_address,
+            "participants": [participant.to_json() for participant in self.participants],
+            "streams": [stream.to_json() for stream in self.streams],
+        }
+        if detailed:
+            data["raw_metadata"] = self.raw_metadata
+            data["metadata_history"] = [snapshot.to_json() for snapshot in self.metadata_history]
+            data["created_at"] = format_timestamp(self.created_at)
+            data["updated_at"] = format_timestamp(self.updated_at)
+        return data
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value
+
+
+def _positive(value: int | None, name: str) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{name} must be positive")
