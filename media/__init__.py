@@ -1,0 +1,43 @@
+"""Media pipeline: RTP in, aligned multi-channel audio out (receive → place by timestamp → mix → FLAC).
+
+``media`` never imports ``siprec_server`` or ``storage``. Everything except ``receiver``, ``session`` and
+``writer`` is sans-I/O.
+"""
+
+from media.codecs import SUPPORTED, Codec, codec_for
+from media.g711 import decode_alaw, decode_ulaw, encode_alaw, encode_ulaw
+from media.ports import PortPool, PortsExhausted
+from media.receiver import RtpReceiver
+from media.recorder import CallRecorder, RecordingResult, StreamSpec
+from media.rtp import RtpHeader, build_rtp, is_rtcp, parse_rtp
+from media.session import MediaSession
+from media.stats import StreamStats, StreamStatsSnapshot
+from media.timeline import StreamTimeline
+from media.writer import AudioWriter, FlacWriter, recorded_duration
+
+__all__ = [
+    "SUPPORTED",
+    "AudioWriter",
+    "CallRecorder",
+    "Codec",
+    "FlacWriter",
+    "MediaSession",
+    "PortPool",
+    "PortsExhausted",
+    "RecordingResult",
+    "RtpHeader",
+    "RtpReceiver",
+    "StreamSpec",
+    "StreamStats",
+    "StreamStatsSnapshot",
+    "StreamTimeline",
+    "build_rtp",
+    "codec_for",
+    "decode_alaw",
+    "decode_ulaw",
+    "encode_alaw",
+    "encode_ulaw",
+    "is_rtcp",
+    "parse_rtp",
+    "recorded_duration",
+]

@@ -1,0 +1,192 @@
+"""Micro benchmark of the media pipeline without sockets: recorder (parse, place, mix) and FLAC writer.
+
+Feeds N simulated two-stream G.711 calls (50 packets/s per stream, 20 ms each) of pre-built packets in
+ticks, as MediaSession does, and reports CPU time per packet and CPU-seconds per call-hour. A bare loop that
+only appends the same packets to a list runs in the same process as the baseline.
+
+    .venv/bin/python load_tests/bench_media_pipeline.py --calls 200 1000 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from media.codecs import codec_for
+from media.g711 import encode_ulaw
+from media.recorder import CallRecorder, StreamSpec
+from media.rtp import build_rtp
+from media.writer import FlacWriter
+
+SAMPLE_RATE = 8000
+PACKET = 160  # samples per 20 ms packet
+Batch = list[tuple[float, bytes]]
+
+
+def speech_like(
+    seconds: float, pitch: float, talking_first: bool, rng: np.random.Generator
+) -> npt.NDArray[np.int16]:
+    """A voice-like signal: harmonics under two formants, syllable envelope, turns of about 3 s, quiet noise.
+
+    Its FLAC size and cost sit near real G.711 speech; pure tones would flatter FLAC.
+    """
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    phase = 2 * np.pi * np.cumsum(pitch * (1 + 0.08 * np.sin(2 * np.pi * 0.9 * t))) / SAMPLE_RATE
+    voice = np.zeros_like(t)
+    for k in range(1, 30):
+        gain = np.exp(-(((k * pitch - 600) / 250) ** 2)) + 0.6 * np.exp(-(((k * pitch - 1700) / 400) ** 2))
+        voice += gain / k * np.sin(k * phase)
+    syllables = np.clip(np.sin(2 * np.pi * 3.3 * t), 0, None)
+    turn = (np.floor(t / 3.0) % 2 == 0) == talking_first
+    signal = voice / np.abs(voice).max() * 12000 * syllables * turn + rng.normal(0, 30, t.size)
+    clipped: npt.NDArray[np.int16] = np.clip(signal, -32768, 32767).astype(np.int16)
+    return clipped
+
+
+def build_ticks(seconds: float, tick: float, start: float) -> list[tuple[float, Batch, Batch]]:
+    """Per tick: (now, caller packets, callee packets), with up to 4 ms of network jitter."""
+    rng = np.random.default_rng(7)
+    count = int(seconds * SAMPLE_RATE / PACKET)
+    legs = []
+    for ssrc, pitch, offset, first in ((0x1234, 120.0, 0.0, True), (0x5678, 210.0, 0.013, False)):
+        payload = encode_ulaw(speech_like(count * PACKET / SAMPLE_RATE, pitch, first, rng))
+        jitter = rng.uniform(0.0, 0.004, count)
+        legs.append(
+            [
+                (
+                    start + offset + i * PACKET / SAMPLE_RATE + jitter[i],
+                    build_rtp(
+                        payload_type=0,
+                        sequence=1000 + i,
+                        timestamp=90_000 + i * PACKET,
+                        ssrc=ssrc,
+                        payload=payload[i * PACKET : (i + 1) * PACKET],
+                    ),
+                )
+                for i in range(count)
+            ]
+        )
+    ticks = []
+    now = start + tick
+    while now < start + seconds + tick:
+        batches = [[p for p in leg if now - tick <= p[0] < now] for leg in legs]
+        ticks.append((now, batches[0], batches[1]))
+        now += tick
+    return ticks
+
+
+def run_baseline(calls: int, ticks: list[tuple[float, Batch, Batch]]) -> tuple[float, int]:
+    sinks: list[list[tuple[float, bytes]]] = [[] for _ in range(calls)]
+    packets = 0
+    began = time.process_time()
+    for _now, caller, callee in ticks:
+        for sink in sinks:
+            for packet in caller:
+                sink.append(packet)
+            for packet in callee:
+                sink.append(packet)
+            packets += len(caller) + len(callee)
+        for sink in sinks:
+            sink.clear()
+    return time.process_time() - began, packets
+
+
+def run_pipeline(
+    calls: int, ticks: list[tuple[float, Batch, Batch]], every: int, directory: Path | None
+) -> tuple[float, int, int, float]:
+    """Add every tick, mix (and write) every ``every`` ticks, as MediaSession does.
+
+    Returns CPU seconds, packets, frames and the CPU seconds of opening and closing the files (not included).
+    """
+    pcmu = codec_for("PCMU")
+    assert pcmu is not None
+    specs = [
+        StreamSpec(index=0, channel=0, codec=pcmu, payload_type=0, telephone_event_pt=101),
+        StreamSpec(index=1, channel=1, codec=pcmu, payload_type=0, telephone_event_pt=101),
+    ]
+    recorders = [CallRecorder(streams=specs, channels=2) for _ in range(calls)]
+    began = time.process_time()
+    writers = (
+        [FlacWriter(directory / f"call{i}.flac", 2, SAMPLE_RATE) for i in range(calls)] if directory else []
+    )
+    files_cpu = time.process_time() - began
+    frames_out = 0
+    packets = 0
+    began = time.process_time()
+    for k, (now, caller, callee) in enumerate(ticks):
+        mixing = k % every == every - 1
+        for i, recorder in enumerate(recorders):
+            recorder.add(0, caller)
+            recorder.add(1, callee)
+            packets += len(caller) + len(callee)
+            if mixing:
+                frames = recorder.mix(now)
+                if frames is not None:
+                    frames_out += len(frames)
+                    if writers:
+                        writers[i].write(frames)
+    for i, recorder in enumerate(recorders):
+        frames = recorder.mix_final()
+        if frames is not None:
+            frames_out += len(frames)
+            if writers:
+                writers[i].write(frames)
+    cpu = time.process_time() - began
+    began = time.process_time()
+    for writer in writers:
+        writer.close()
+    files_cpu += time.process_time() - began
+    return cpu, packets, frames_out, files_cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--seconds", type=float, default=5.0, help="audio per call")
+    parser.add_argument("--tick", type=float, default=0.2, help="drain interval (s)")
+    parser.add_argument("--write-interval", type=float, default=1.0, help="mix and write interval (s)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per stage; the fastest counts")
+    args = parser.parse_args()
+    every = max(1, round(args.write_interval / args.tick))
+    ticks = build_ticks(args.seconds, args.tick, start=1_700_000_000.0)
+    print(
+        f"{args.seconds:g} s of two-stream PCMU per call; add every {args.tick * 1000:g} ms, "
+        f"mix and write every {every * args.tick * 1000:g} ms"
+    )
+    print(f"{'calls':>6} {'stage':<22} {'µs/packet':>10} {'CPU-s/call-hour':>16} {'× baseline':>11}")
+    for calls in args.calls:
+        base_cpu, base_packets = min(run_baseline(calls, ticks) for _ in range(args.repeat))
+        base_us = base_cpu / base_packets * 1e6
+        rows = [("baseline (append)", base_cpu, base_packets)]
+        cpu, packets, _, _ = min(run_pipeline(calls, ticks, every, None) for _ in range(args.repeat))
+        rows.append(("recorder", cpu, packets))
+        runs = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
+                cpu, packets, frames, files_cpu = run_pipeline(calls, ticks, every, Path(tmp))
+                size = sum(f.stat().st_size for f in Path(tmp).iterdir())
+            runs.append((cpu, packets, frames, files_cpu, size))
+        cpu, packets, frames, files_cpu, size = min(runs)
+        rows.append(("recorder + FLAC", cpu, packets))
+        call_hours = calls * args.seconds / 3600
+        for stage, cpu_s, n in rows:
+            us = cpu_s / n * 1e6
+            print(f"{calls:>6} {stage:<22} {us:>10.2f} {cpu_s / call_hours:>16.2f} {us / base_us:>11.1f}")
+        audio_s = frames / SAMPLE_RATE / calls
+        per_minute = size / calls / audio_s * 60 / 1e6
+        print(
+            f"{'':>6} FLAC {per_minute:.2f} MB per call-minute; opening + closing a file "
+            f"{files_cpu / calls * 1000:.2f} ms CPU per call (not in the rows above)"
+        )
+
+
+if __name__ == "__main__":
+    main()
