@@ -1,0 +1,635 @@
+"""Recording calls: turns SIP events into SIPREC sessions, media sessions and catalogue rows.
+
+One :class:`CallManager` per server. It reacts to :class:`SipEndpoint` events (through the driver), answers
+offers with :mod:`siprec_server.siprec`, runs one :class:`media.MediaSession` per recording session and keeps the
+catalogue row current. Work per call is serialised by a per-Call-ID lock so that a BYE racing the INVITE's
+database write is handled after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from media import SUPPORTED as SUPPORTED_CODECS
+from media import MediaSession, PortPool, PortsExhausted, RecordingResult, StreamSpec, codec_for
+from storage import Catalogue, FileBlobStore, NewRecording, RecordingStatus
+
+from .config import Config
+from .metrics import Metrics, RtpTotals
+from .outcome import participants_for, recording_status, stream_records
+from .sip import (
+    AckReceived,
+    AckTimeout,
+    ByeReceived,
+    DialogId,
+    InDialogRequest,
+    InviteCancelled,
+    InviteReceived,
+    MalformedMessage,
+    RequestCompleted,
+    SipEvent,
+    SipRequest,
+)
+from .siprec import (
+    ChannelLayout,
+    MetadataError,
+    RecordingOffer,
+    SdpAnswer,
+    SdpError,
+    SiprecBodyError,
+    assign_channels,
+    build_answer,
+    is_recording_session,
+    parse_metadata,
+    parse_offer,
+    split_body,
+)
+from .transport import SipDriver
+
+__all__ = ["CallManager", "existing_file"]
+
+log = logging.getLogger(__name__)
+
+_BIND_ATTEMPTS = 4
+_BYE_WAIT = 2.0  # seconds to wait for the answer to our BYE before finalising anyway
+
+
+@dataclass(slots=True, kw_only=True)
+class Call:
+    call_id: str
+    recording_id: UUID
+    reference: str
+    started_at: datetime
+    layout: ChannelLayout
+    answer: SdpAnswer
+    ports: list[int]
+    media: MediaSession
+    path: str
+    dialog_id: DialogId | None = None
+    session_version: int = 1
+    session_id: int = field(default_factory=lambda: random.getrandbits(31))
+    ending: bool = False
+    no_media_warned: bool = False
+    created_monotonic: float = field(default_factory=time.monotonic)
+
+
+class CallManager:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        catalogue: Catalogue,
+        blobs: FileBlobStore,
+        ports: PortPool,
+        metrics: Metrics,
+    ) -> None:
+        self._config = config
+        self._catalogue = catalogue
+        self._blobs = blobs
+        self._ports = ports
+        self._metrics = metrics
+        self._driver: SipDriver | None = None
+        self._calls: dict[str, Call] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._cancelled: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished_totals = RtpTotals()
+        self._bye_waiters: dict[int, asyncio.Future[int | None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def attach(self, driver: SipDriver) -> None:
+        self._driver = driver
+
+    @property
+    def driver(self) -> SipDriver:
+        if self._driver is None:
+            raise RuntimeError("CallManager used before a SIP driver was attached")
+        return self._driver
+
+    # -- observation -------------------------------------------------------------------------------------------
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    @property
+    def active_streams(self) -> int:
+        return sum(sum(1 for s in call.answer.streams if s.port) for call in self._calls.values())
+
+    @property
+    def free_ports(self) -> int:
+        return self._ports.free
+
+    def rtp_totals(self) -> RtpTotals:
+        totals = RtpTotals()
+        totals.add(self._finished_totals)
+        for call in self._calls.values():
+            totals.add(_totals_of(call.media.stats()))
+        return totals
+
+    # -- events from the SIP driver (synchronous; work goes to tasks) ------------------------------------------
+    def on_event(self, event: SipEvent) -> None:
+        if isinstance(event, InviteReceived):
+            call_id = _call_id(event.request)
+            if event.dialog_id is None:
+                self._spawn(call_id, self._on_invite(event, call_id))
+            else:
+                self._spawn(call_id, self._on_reoffer(event.request_id, event.request, call_id))
+        elif isinstance(event, InDialogRequest):
+            self._spawn(_call_id(event.request), self._on_in_dialog(event))
+        elif isinstance(event, ByeReceived):
+            call_id = _call_id(event.request)
+            self._spawn(call_id, self._end_call(call_id, "BYE from the recording client"))
+        elif isinstance(event, AckReceived):
+            call = self._calls.get(_call_id(event.request))
+            if call is not None:
+                call.dialog_id = event.dialog_id
+        elif isinstance(event, AckTimeout):
+            call_id = self.driver.endpoint.dialog_info(event.dialog_id).call_id
+            log.warning("call %s: no ACK for our 200 OK (RFC 3261 Timer H); ending it with BYE", call_id)
+            self._spawn(call_id, self._hang_up(call_id, "no ACK received"))
+        elif isinstance(event, InviteCancelled):
+            self._cancelled.add(event.request_id)
+        elif isinstance(event, RequestCompleted):
+            waiter = self._bye_waiters.pop(event.request_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event.status)
+        elif isinstance(event, MalformedMessage):
+            log.warning(
+                "malformed SIP from %s:%s (%s): %s",
+                event.source.host,
+                event.source.port,
+                f"answered {event.answered_status}" if event.answered_status else "dropped",
+                event.reason,
+            )
+
+    def _spawn(self, call_id: str, work: Awaitable[None]) -> None:
+        lock = self._locks.setdefault(call_id, asyncio.Lock())
+
+        async def serialised() -> None:
+            async with lock:
+                await work
+
+        task = asyncio.get_running_loop().create_task(serialised())
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())
+
+    def _respond(self, request_id: int, status: int, **kwargs: Any) -> None:
+        self.driver.endpoint.respond(request_id, status, now=self.driver.now(), **kwargs)
+        self.driver.flush()
+
+    def _reject(self, request_id: int, status: int, reason: str, warning: str, metric: str) -> None:
+        # RFC 3261 §20.43: code 399 = miscellaneous warning, with our agent name.
+        self._metrics.calls_rejected.labels(metric).inc()
+        self._respond(request_id, status, reason=reason, headers=[("Warning", f'399 hangtar "{warning}"')])
+
+    # -- new recording session ---------------------------------------------------------------------------------
+    async def _on_invite(self, event: InviteReceived, call_id: str) -> None:
+        request = event.request
+        if (
+            call_id in self._calls
+        ):  # a second initial INVITE with the same Call-ID: a new transaction, same dialog
+            await self._on_reoffer(event.request_id, request, call_id)
+            return
+        content_type = request.headers.get("Content-Type") or ""
+        try:
+            offer = parse_offer(content_type, request.body)
+        except SiprecBodyError as exc:
+            log.warning("call %s: unreadable INVITE body: %s", call_id, exc)
+            self._reject(event.request_id, 400, "Bad Request Body", str(exc), "bad_body")
+            return
+        except SdpError as exc:
+            log.warning("call %s: unusable SDP offer: %s", call_id, exc)
+            self._reject(event.request_id, 488, "Not Acceptable Here", f"SDP: {exc}", "bad_sdp")
+            return
+        if not is_recording_session(
+            require=request.headers.get_all("Require"),
+            contacts=request.headers.get_all("Contact"),
+            parts=offer.parts,
+        ):
+            log.info("call %s: not a SIPREC recording session; answering 488", call_id)
+            self._reject(event.request_id, 488, "Not Acceptable Here", "not a SIPREC session", "not_siprec")
+            return
+        if len(self._calls) >= self._config.max_calls:
+            self._metrics.calls_rejected.labels("capacity").inc()
+            self._respond(event.request_id, 503, reason="At Capacity", headers=[("Retry-After", "5")])
+            return
+        self._note_metadata(call_id, offer)
+        try:
+            call = await self._open_call(event, call_id, offer)
+        except PortsExhausted:
+            log.error("call %s: no free RTP ports; answering 503", call_id)
+            self._metrics.calls_rejected.labels("no_ports").inc()
+            self._respond(event.request_id, 503, reason="No Media Ports", headers=[("Retry-After", "5")])
+            return
+        except Exception:
+            log.exception("call %s: could not set up the recording", call_id)
+            self._metrics.calls_rejected.labels("internal_error").inc()
+            self._respond(event.request_id, 500, reason="Recording Setup Failed")
+            return
+        if event.request_id in self._cancelled:
+            self._cancelled.discard(event.request_id)
+            log.info("call %s: cancelled before the answer", call_id)
+            await self._finalise(call, "cancelled by the recording client")
+            return
+        self._respond(
+            event.request_id,
+            200,
+            body=call.answer.body,
+            content_type="application/sdp",
+            headers=[("Supported", "siprec, timer")],
+        )
+        log.info(
+            "call %s: recording %s started (%d stream(s), layout by %s)",
+            call_id,
+            call.reference,
+            sum(1 for s in call.answer.streams if s.port),
+            call.layout.source,
+        )
+
+    def _note_metadata(self, call_id: str, offer: RecordingOffer) -> None:
+        if offer.metadata_error:
+            self._metrics.metadata_problems.labels("unparsable").inc()
+            log.warning(
+                "call %s: recording metadata ignored: %s (recording anyway)", call_id, offer.metadata_error
+            )
+        elif offer.metadata is None:
+            self._metrics.metadata_problems.labels("missing").inc()
+            log.warning(
+                "call %s: no recording metadata in the INVITE; streams mapped by m-line order", call_id
+            )
+        else:
+            for warning in offer.metadata.warnings:
+                self._metrics.metadata_problems.labels("tolerated").inc()
+                log.warning("call %s: metadata: %s", call_id, warning)
+
+    async def _open_call(self, event: InviteReceived, call_id: str, offer: RecordingOffer) -> Call:
+        labels = [m.label for m in offer.sdp.media]
+        layout = assign_channels(offer.metadata, labels)
+        recording_id = uuid4()
+        started_at = datetime.now(UTC)
+        path = self._blobs.path_for(recording_id, started_at, "flac")
+        media, ports, answer = await self._open_media(offer, layout, str(path))
+        try:
+            participants = participants_for(offer.metadata, layout)
+            row = await self._catalogue.create(
+                NewRecording(
+                    id=recording_id,
+                    call_id=call_id,
+                    session_ids=list(offer.metadata.session_ids) if offer.metadata else [],
+                    group_ids=list(offer.metadata.group_ids) if offer.metadata else [],
+                    started_at=started_at,
+                    participants=participants,
+                    streams=stream_records(answer, layout, None),
+                    channels=layout.channels,
+                    sample_rate=8000,
+                    file_path=str(path),
+                    format="flac",
+                    raw_metadata=offer.metadata_raw.decode("utf-8", "replace")
+                    if offer.metadata_raw
+                    else None,
+                    source_address=f"{event.source.transport}:{event.source.host}:{event.source.port}",
+                )
+            )
+        except BaseException:
+            await media.close()
+            self._release(ports)
+            raise
+        call = Call(
+            call_id=call_id,
+            recording_id=recording_id,
+            reference=row.reference,
+            started_at=started_at,
+            layout=layout,
+            answer=answer,
+            ports=ports,
+            media=media,
+            path=str(path),
+        )
+        self._calls[call_id] = call
+        self._idle.clear()
+        return call
+
+    async def _open_media(
+        self, offer: RecordingOffer, layout: ChannelLayout, path: str
+    ) -> tuple[MediaSession, list[int], SdpAnswer]:
+        for attempt in range(_BIND_ATTEMPTS):
+            ports = [self._ports.allocate() if _takeable(m) else 0 for m in offer.sdp.media]
+            answer = build_answer(
+                offer.sdp,
+                address=self._config.advertised_host,
+                ports=ports,
+                codecs=SUPPORTED_CODECS,
+                session_id=random.getrandbits(31),
+                session_version=1,
+            )
+            specs, listen_ports = _stream_specs(answer, layout)
+            # Offered m-lines we answered with port 0 give their port back at once.
+            self._release([p for p, s in zip(ports, answer.streams, strict=True) if p and not s.port])
+            live_ports = [s.port for s in answer.streams if s.port]
+            try:
+                media = await MediaSession.open(
+                    self._config.media_host,
+                    listen_ports,
+                    specs,
+                    channels=layout.channels,
+                    path=path,
+                    reorder_window=self._config.reorder_window,
+                )
+            except OSError as exc:
+                self._release(live_ports)
+                log.warning("RTP ports %s unavailable (%s); trying others (%d)", live_ports, exc, attempt + 1)
+                continue
+            return media, live_ports, answer
+        raise PortsExhausted("could not bind RTP ports")
+
+    def _release(self, ports: list[int]) -> None:
+        for port in ports:
+            if port:
+                self._ports.release(port)
+
+    # -- mid-call offers and requests ---------------------------------------------------------------------------
+    async def _on_reoffer(self, request_id: int, request: SipRequest, call_id: str) -> None:
+        """RFC 7866 §8.3 / RFC 3264 §8: every re-INVITE is a re-offer; the answer keeps our ports stable."""
+        call = self._calls.get(call_id)
+        if call is None:
+            self._respond(request_id, 481, reason="Call/Transaction Does Not Exist")
+            return
+        content_type = request.headers.get("Content-Type") or ""
+        if not request.body:
+            # RFC 3261 §14.2: an offerless re-INVITE gets our current SDP as the offer in the 200.
+            self._respond(request_id, 200, body=self._reanswer(call, None), content_type="application/sdp")
+            return
+        try:
+            offer = parse_offer(content_type, request.body)
+        except SiprecBodyError as exc:
+            self._reject(request_id, 400, "Bad Request Body", str(exc), "bad_body")
+            return
+        except SdpError as exc:
+            self._reject(request_id, 488, "Not Acceptable Here", f"SDP: {exc}", "bad_sdp")
+            return
+        self._note_metadata(call_id, offer)
+        await self._store_metadata(call, offer.metadata_raw)
+        self._respond(request_id, 200, body=self._reanswer(call, offer), content_type="application/sdp")
+
+    def _reanswer(self, call: Call, offer: RecordingOffer | None) -> bytes:
+        call.session_version += 1
+        if offer is None:
+            return _with_version(call.answer.body, call.session_version)
+        ports = [s.port for s in call.answer.streams]
+        ports += [0] * (len(offer.sdp.media) - len(ports))  # new m-lines: not yet taken mid-call
+        answer = build_answer(
+            offer.sdp,
+            address=self._config.advertised_host,
+            ports=ports[: len(offer.sdp.media)],
+            codecs=SUPPORTED_CODECS,
+            session_id=call.session_id,
+            session_version=call.session_version,
+        )
+        return answer.body
+
+    async def _on_in_dialog(self, event: InDialogRequest) -> None:
+        request = event.request
+        call_id = _call_id(request)
+        call = self._calls.get(call_id)
+        if call is None:
+            self._respond(event.request_id, 481, reason="Call/Transaction Does Not Exist")
+            return
+        if request.method == "UPDATE" and request.body:
+            content_type = request.headers.get("Content-Type") or ""
+            try:
+                parts = split_body(content_type, request.body)
+            except SiprecBodyError as exc:
+                self._reject(event.request_id, 400, "Bad Request Body", str(exc), "bad_body")
+                return
+            if any(p.content_type == "application/sdp" for p in parts):
+                await self._on_reoffer(event.request_id, request, call_id)
+                return
+            # A metadata-only UPDATE (RFC 7866 §8.2): absorb it, answer 200 without a body.
+            raw = next((p.body for p in parts if "rs-metadata" in p.content_type), None)
+            if raw is not None:
+                try:
+                    parse_metadata(raw)
+                except MetadataError as exc:
+                    log.warning("call %s: metadata update ignored: %s", call_id, exc)
+                    self._metrics.metadata_problems.labels("unparsable").inc()
+                await self._store_metadata(call, raw)
+        self._respond(event.request_id, 200)
+
+    async def _store_metadata(self, call: Call, raw: bytes | None) -> None:
+        if raw is None:
+            return
+        try:
+            await self._catalogue.update_metadata(call.recording_id, raw.decode("utf-8", "replace"))
+        except Exception:
+            log.exception("call %s: could not store a metadata update", call.call_id)
+
+    # -- ending ---------------------------------------------------------------------------------------------------
+    async def _end_call(self, call_id: str, why: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None and not call.ending:
+            await self._finalise(call, why)
+
+    async def _hang_up(self, call_id: str, why: str) -> None:
+        """End a call from our side: BYE (RFC 3261 §15), then finalise whatever the BYE's fate."""
+        call = self._calls.get(call_id)
+        if call is None or call.ending:
+            return
+        await self._send_bye(call)
+        await self._finalise(call, why)
+
+    async def _send_bye(self, call: Call) -> None:
+        dialog_id = call.dialog_id or self._dialog_for(call.call_id)
+        if dialog_id is None:
+            return
+        waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        try:
+            request_id = self.driver.endpoint.send_request(dialog_id, "BYE", now=self.driver.now())
+        except Exception:
+            log.exception("call %s: could not send BYE", call.call_id)
+            return
+        self._bye_waiters[request_id] = waiter
+        self.driver.flush()
+        try:
+            status = await asyncio.wait_for(waiter, _BYE_WAIT)
+        except TimeoutError:
+            status = None
+        finally:
+            self._bye_waiters.pop(request_id, None)
+        log.info("call %s: BYE answered %s", call.call_id, status if status is not None else "by nobody")
+
+    def _dialog_for(self, call_id: str) -> DialogId | None:
+        endpoint = self.driver.endpoint
+        for dialog_id in endpoint.dialog_ids():
+            if endpoint.dialog_info(dialog_id).call_id == call_id:
+                return dialog_id
+        return None
+
+    async def _finalise(self, call: Call, why: str) -> None:
+        call.ending = True
+        try:
+            result: RecordingResult = await call.media.close()
+        except Exception:
+            log.exception("call %s: media did not close cleanly", call.call_id)
+            result = RecordingResult(media_start=None, duration=0.0, frames=0, streams=call.media.stats())
+        finally:
+            self._release(call.ports)
+            self._calls.pop(call.call_id, None)
+            self._locks.pop(call.call_id, None)
+            if not self._calls:
+                self._idle.set()
+        self._finished_totals.add(_totals_of(result.streams))
+        status = recording_status(call.answer, result)
+        path = existing_file(call.path)
+        size = sha = None
+        if path is not None:
+            loop = asyncio.get_running_loop()
+            sha = await loop.run_in_executor(None, self._blobs.sha256, path)
+            size = self._blobs.size(path)
+        try:
+            await self._catalogue.finish(
+                call.recording_id,
+                status=status,
+                ended_at=datetime.now(UTC),
+                media_started_at=_wall(result.media_start),
+                duration_seconds=result.duration,
+                streams=stream_records(call.answer, call.layout, result),
+                file_path=str(path) if path else None,
+                format="flac",
+                size_bytes=size,
+                sha256=sha,
+            )
+        except Exception:
+            log.exception("call %s: could not finish catalogue row %s", call.call_id, call.reference)
+            status = RecordingStatus.FAILED
+        self._metrics.recordings_finished.labels(status.value).inc()
+        level = logging.INFO if status is RecordingStatus.COMPLETE else logging.WARNING
+        log.log(
+            level,
+            "call %s: recording %s %s after %.2f s of media (%s)",
+            call.call_id,
+            call.reference,
+            status.value,
+            result.duration,
+            why,
+        )
+
+    # -- housekeeping -----------------------------------------------------------------------------------------------
+    def check_media(self) -> None:
+        """Loud no-media: warn once per call when nothing arrived within the configured time (GUIDE §2.8)."""
+        now = time.monotonic()
+        for call in self._calls.values():
+            if call.no_media_warned or call.media.received_any():
+                continue
+            if now - call.created_monotonic >= self._config.no_media_timeout:
+                call.no_media_warned = True
+                self._metrics.calls_rejected.labels("no_media_yet").inc()
+                log.warning(
+                    "call %s: recording %s has received no RTP after %.0f s on ports %s",
+                    call.call_id,
+                    call.reference,
+                    self._config.no_media_timeout,
+                    call.ports,
+                )
+
+    async def shutdown(self, grace: float) -> None:
+        """Refuse new calls, let active ones finish for ``grace`` seconds, then BYE and finalise the rest."""
+        self.driver.endpoint.accepting = False
+        self._metrics.draining.set(1)
+        if self._calls:
+            log.info("draining: %d active call(s), waiting up to %.0f s", len(self._calls), grace)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        remaining = list(self._calls)
+        if remaining:
+            log.info("ending %d call(s) still active after the grace period", len(remaining))
+        await asyncio.gather(
+            *(self._run_locked(cid, self._hang_up(cid, "server shutdown")) for cid in remaining)
+        )
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _run_locked(self, call_id: str, work: Awaitable[None]) -> None:
+        async with self._locks.setdefault(call_id, asyncio.Lock()):
+            await work
+
+
+def existing_file(path: str | None) -> Path | None:
+    """The recording file if it was created (a call with no media may never have opened one)."""
+    if not path:
+        return None
+    candidate = Path(path)
+    return candidate if candidate.is_file() else None
+
+
+def _call_id(request: SipRequest) -> str:
+    return request.headers.get("Call-ID") or ""
+
+
+def _takeable(media: Any) -> bool:
+    return bool(media.media == "audio" and media.port)
+
+
+def _stream_specs(answer: SdpAnswer, layout: ChannelLayout) -> tuple[list[StreamSpec], list[int]]:
+    specs: list[StreamSpec] = []
+    ports: list[int] = []
+    for stream in answer.streams:
+        codec = codec_for(stream.codec) if stream.codec else None
+        if not stream.port or codec is None or stream.payload_type is None:
+            continue
+        specs.append(
+            StreamSpec(
+                index=len(specs),
+                channel=layout.stream_channels[stream.index],
+                codec=codec,
+                payload_type=stream.payload_type,
+                telephone_event_pt=stream.telephone_event_pt,
+            )
+        )
+        ports.append(stream.port)
+    return specs, ports
+
+
+def _totals_of(streams: Any) -> RtpTotals:
+    totals = RtpTotals()
+    for s in streams:
+        totals.packets += s.packets
+        totals.lost += s.lost
+        totals.late += s.late
+        totals.duplicated += s.duplicated
+        totals.telephone_events += s.telephone_events
+        totals.invalid += s.invalid
+        totals.rtcp_packets += s.rtcp_packets
+    return totals
+
+
+def _wall(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def _with_version(body: bytes, version: int) -> bytes:
+    """Bump the o= line's session version (RFC 3264 §8: a changed SDP gets a higher version)."""
+    lines = body.split(b"\r\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"o="):
+            fields = line.split(b" ")
+            if len(fields) >= 3:
+                fields[2] = str(version).encode()
+                lines[i] = b" ".join(fields)
+            break
+    return b"\r\n".join(lines)

@@ -1,0 +1,195 @@
+"""The ``hangtar`` command line: ``serve`` and catalogue commands that reach the same database as the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from storage import Recording
+
+from .bootstrap import open_storage
+from .config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+
+
+def _storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    parser.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="recordings and embedded database (default ./data)"
+    )
+    parser.add_argument(
+        "--database-dsn", metavar="DSN", help="PostgreSQL DSN; empty = embedded server under the data dir"
+    )
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hangtar", description="Hangtár SIPREC session recording server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the recording server")
+    _storage_options(serve)
+    serve.add_argument("--sip-host", metavar="ADDR", help="address for SIP and RTP (default 0.0.0.0)")
+    serve.add_argument("--sip-port", type=int, metavar="N", help="SIP port, UDP and TCP (default 5060)")
+    serve.add_argument("--http-host", metavar="ADDR", help="address for HTTP (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, metavar="N", help="HTTP port (default 8080)")
+    serve.add_argument("--rtp-ports", metavar="A-B", help="RTP port range (default 20000-39999)")
+
+    recordings = commands.add_parser("recordings", help="inspect the recordings catalogue")
+    actions = recordings.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="newest recordings first")
+    _storage_options(listing)
+    listing.add_argument("--json", action="store_true", help="one JSON array (stable shape, see README)")
+    listing.add_argument("--limit", type=int, default=50, metavar="N")
+    show = actions.add_parser("show", help="one recording in full")
+    _storage_options(show)
+    show.add_argument("id", metavar="ID", help="recording id or reference (e.g. HT-7K3M-Q9RX)")
+    show.add_argument("--json", action="store_true")
+    export = actions.add_parser("export", help="write a recording's audio, as a user downloads it")
+    _storage_options(export)
+    export.add_argument("id", metavar="ID")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        "data_dir": args.data_dir,
+        "database_dsn": args.database_dsn,
+        "log_level": args.log_level,
+    }
+    if args.command == "serve":
+        overrides.update(
+            sip_host=args.sip_host,
+            sip_port=args.sip_port,
+            http_host=args.http_host,
+            http_port=args.http_port,
+            rtp_ports=args.rtp_ports,
+        )
+    try:
+        config = load_config(config_file=args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"hangtar: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    default_level = config.log_level if args.command == "serve" else "WARNING"
+    logging.basicConfig(
+        level=args.log_level or default_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "serve":
+        from .server import run_server
+
+        try:
+            return asyncio.run(run_server(config))
+        except OSError as exc:
+            print(f"hangtar: cannot start: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    return asyncio.run(_recordings(args, config))
+
+
+async def _recordings(args: argparse.Namespace, config: Config) -> int:
+    async with open_storage(config) as storage:
+        if args.action == "list":
+            if args.limit < 1:
+                print("hangtar: --limit must be at least 1", file=sys.stderr)
+                return EXIT_USAGE
+            rows = await storage.catalogue.list(limit=args.limit)
+            if args.json:
+                print(json.dumps([r.to_json() for r in rows], indent=2, ensure_ascii=False))
+            else:
+                _print_table(rows)
+            return EXIT_OK
+        recording = await storage.catalogue.get(args.id)
+        if recording is None:
+            print(f"hangtar: no recording {args.id!r}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        if args.action == "show":
+            if args.json:
+                print(json.dumps(recording.to_json(detailed=True), indent=2, ensure_ascii=False))
+            else:
+                _print_detail(recording)
+            return EXIT_OK
+        return await asyncio.to_thread(_export, recording, args.output)
+
+
+def _export(recording: Recording, output: Path) -> int:
+    if not recording.file_path or not Path(recording.file_path).is_file():
+        print(
+            f"hangtar: recording {recording.reference} has no audio ({recording.status.value})",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_FOUND
+    digest = hashlib.sha256()
+    tmp = output.with_name(output.name + ".part")
+    with Path(recording.file_path).open("rb") as source, tmp.open("wb") as target:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            target.write(chunk)
+    if recording.sha256 and digest.hexdigest() != recording.sha256:
+        tmp.unlink()
+        print(
+            f"hangtar: recording {recording.reference} fails its integrity check "
+            f"(SHA-256 differs from the catalogue); not exported",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    shutil.move(tmp, output)
+    print(f"{output} ({recording.format}, {output.stat().st_size} bytes, sha256 {digest.hexdigest()})")
+    return EXIT_OK
+
+
+def _party(recording: Recording, role: str) -> str:
+    for participant in recording.participants:
+        if participant.role == role:
+            return participant.aor or participant.name or "?"
+    return "-"
+
+
+def _print_table(rows: Sequence[Recording]) -> None:
+    header = f"{'REFERENCE':<14} {'STARTED (UTC)':<20} {'SECONDS':>8} {'STATUS':<11} {'CALLER':<28} CALLEE"
+    print(header)
+    for r in rows:
+        started = r.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        seconds = f"{r.duration_seconds:.1f}" if r.duration_seconds is not None else "-"
+        print(
+            f"{r.reference:<14} {started:<20} {seconds:>8} {r.status.value:<11} "
+            f"{_party(r, 'caller'):<28} {_party(r, 'callee')}"
+        )
+
+
+def _print_detail(recording: Recording) -> None:
+    data = recording.to_json(detailed=False)
+    for key in ("reference", "id", "status", "call_id", "started_at", "media_started_at", "ended_at"):
+        print(f"{key:<17} {data.get(key)}")
+    print(f"{'duration':<17} {data.get('duration_seconds')} s")
+    print(
+        f"{'audio':<17} {data.get('format')}, {data.get('channels')} ch, {data.get('sample_rate')} Hz, "
+        f"{data.get('size_bytes')} bytes"
+    )
+    print(f"{'sha256':<17} {data.get('sha256')}")
+    for participant in recording.participants:
+        print(
+            f"{'participant':<17} {participant.role:<7} {participant.aor or '-'} {participant.name or ''}".rstrip()
+        )
+    for stream in recording.streams:
+        print(
+            f"{'stream':<17} label={stream.label} codec={stream.codec} channel={stream.channel} "
+            f"packets={stream.packets} lost={stream.lost} late={stream.late} dup={stream.duplicated}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

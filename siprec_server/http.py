@@ -1,0 +1,58 @@
+"""HTTP surface served in the server's own event loop: ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .metrics import Metrics
+
+__all__ = ["HttpServer", "build_app"]
+
+Health = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def build_app(metrics: Metrics, health: Health) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        report = await health()
+        status = 200 if report.get("status") in ("ok", "draining") else 503
+        return JSONResponse(report, status_code=status)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint)])
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn inside our loop: the server process owns signal handling, not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    def __init__(self, app: Starlette, *, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = _EmbeddedUvicorn(config)
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
+    def stop(self) -> None:
+        self._server.should_exit = True

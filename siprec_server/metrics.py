@@ -1,0 +1,135 @@
+"""Prometheus metrics. One registry per server; no per-call labels (bounded cardinality).
+
+Counters that already live in sans-I/O cores (the SIP endpoint's message counters, per-stream RTP statistics) are
+read at scrape time by custom collectors instead of being mirrored on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics", "RtpTotals"]
+
+
+@dataclass(slots=True)
+class RtpTotals:
+    """RTP counts summed over streams: finished calls are folded into the running totals once."""
+
+    packets: int = 0
+    lost: int = 0
+    late: int = 0
+    duplicated: int = 0
+    telephone_events: int = 0
+    invalid: int = 0
+    rtcp_packets: int = 0
+
+    def add(self, other: RtpTotals) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class _SipCollector(Collector):
+    def __init__(self, counters: Callable[[], Counter[tuple[str, ...]]]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        requests = CounterMetricFamily(
+            "hangtar_sip_requests", "SIP requests received, by method", labels=["method"]
+        )
+        responses = CounterMetricFamily(
+            "hangtar_sip_responses",
+            "SIP responses sent, by request method and status code",
+            labels=["method", "code"],
+        )
+        malformed = CounterMetricFamily(
+            "hangtar_sip_malformed",
+            "Malformed SIP messages, by outcome (answered 400 or dropped)",
+            labels=["outcome"],
+        )
+        for key, value in self._counters().items():
+            if key[0] == "rx" and len(key) == 2:
+                requests.add_metric([key[1]], value)
+            elif key[0] == "tx" and len(key) == 3:
+                responses.add_metric([key[1], key[2]], value)
+            elif key[0] == "malformed" and len(key) == 2:
+                malformed.add_metric([key[1]], value)
+        yield requests
+        yield responses
+        yield malformed
+
+
+class _RtpCollector(Collector):
+    def __init__(self, totals: Callable[[], RtpTotals]) -> None:
+        self._totals = totals
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        totals = self._totals()
+        for name, help_text in (
+            ("packets", "RTP packets received"),
+            ("lost", "RTP packets lost (RFC 3550 expected minus received)"),
+            ("late", "RTP packets that arrived after their place in the recording was written"),
+            ("duplicated", "Duplicate RTP packets dropped"),
+            ("telephone_events", "RFC 4733 telephone-event packets (kept out of the audio)"),
+            ("invalid", "Datagrams on RTP ports that are not RTP"),
+            ("rtcp_packets", "RTCP packets received"),
+        ):
+            yield CounterMetricFamily(f"hangtar_rtp_{name}", help_text, value=getattr(totals, name))
+
+
+class _GaugeCallback(Collector):
+    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        self._name, self._help, self._read = name, help_text, read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self._name, self._help, value=self._read())
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.recordings_finished = PromCounter(
+            "hangtar_recordings_finished",
+            "Recordings finalised, by final status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.calls_rejected = PromCounter(
+            "hangtar_calls_rejected",
+            "INVITEs not turned into recordings, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.metadata_problems = PromCounter(
+            "hangtar_metadata_problems",
+            "Recording metadata that could not be parsed or needed tolerance, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.event_loop_lag = Histogram(
+            "hangtar_event_loop_lag_seconds",
+            "How late the event loop ran a timer it was asked to run",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.event_loop_lag_last = Gauge(
+            "hangtar_event_loop_lag_last_seconds", "Most recent event-loop lag sample", registry=self.registry
+        )
+        self.draining = Gauge(
+            "hangtar_draining", "1 while the server refuses new calls during shutdown", registry=self.registry
+        )
+
+    def watch_sip(self, counters: Callable[[], Counter[tuple[str, ...]]]) -> None:
+        self.registry.register(_SipCollector(counters))
+
+    def watch_rtp(self, totals: Callable[[], RtpTotals]) -> None:
+        self.registry.register(_RtpCollector(totals))
+
+    def watch_gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        self.registry.register(_GaugeCallback(name, help_text, read))

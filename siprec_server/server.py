@@ -1,0 +1,171 @@
+"""``hangtar serve``: the server process's lifecycle.
+
+Start: database (embedded unless a DSN is configured) and migrations → recovery of recordings a previous process
+left unfinished → SIP listeners (UDP and TCP), RTP port pool, HTTP (/healthz, /metrics).
+Stop (SIGTERM/SIGINT): refuse new calls (503), let active recordings finish for the grace period, BYE the rest,
+finalise their files, close everything and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from media import PortPool, recorded_duration
+from storage import Catalogue, FileBlobStore, RecordingStatus
+
+from .bootstrap import open_storage
+from .calls import CallManager, existing_file
+from .config import Config
+from .http import HttpServer, build_app
+from .metrics import Metrics
+from .sip import SipEndpoint
+from .transport import SipDriver
+
+__all__ = ["run_server"]
+
+log = logging.getLogger(__name__)
+
+_LAG_INTERVAL = 0.25
+_MEDIA_CHECK_INTERVAL = 1.0
+
+
+def product_version() -> str:
+    try:
+        return version("hangtar")
+    except PackageNotFoundError:
+        return "0"
+
+
+async def run_server(config: Config) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    metrics = Metrics()
+    async with open_storage(config) as storage:
+        await recover_unfinished(storage.catalogue, storage.blobs)
+        endpoint = SipEndpoint(
+            host=config.advertised_host, port=config.sip_port, user_agent=f"Hangtar/{product_version()}"
+        )
+        manager = CallManager(
+            config=config,
+            catalogue=storage.catalogue,
+            blobs=storage.blobs,
+            ports=PortPool(config.rtp_port_min, config.rtp_port_max),
+            metrics=metrics,
+        )
+        driver = SipDriver(endpoint, manager.on_event)
+        manager.attach(driver)
+        await driver.listen(config.sip_host, config.sip_port)
+
+        metrics.watch_sip(lambda: endpoint.counters)
+        metrics.watch_rtp(manager.rtp_totals)
+        metrics.watch_gauge(
+            "hangtar_active_calls", "Recording sessions in progress", lambda: manager.active_calls
+        )
+        metrics.watch_gauge(
+            "hangtar_active_streams", "RTP streams being recorded", lambda: manager.active_streams
+        )
+        metrics.watch_gauge("hangtar_rtp_ports_free", "Free RTP/RTCP port pairs", lambda: manager.free_ports)
+
+        async def health() -> dict[str, Any]:
+            database = "ok"
+            try:
+                await storage.pool.fetchval("SELECT 1")
+            except Exception:
+                database = "unreachable"
+            status = "draining" if not endpoint.accepting else "ok"
+            if database != "ok":
+                status = "degraded"
+            return {"status": status, "database": database, "active_calls": manager.active_calls}
+
+        http = HttpServer(build_app(metrics, health), host=config.http_host, port=config.http_port)
+        http_task = loop.create_task(http.serve())
+        while not http.started:
+            if http_task.done():
+                driver.close()
+                http_task.result()  # re-raise the bind failure
+                raise RuntimeError("HTTP server stopped during start")
+            await asyncio.sleep(0.01)
+        background = [
+            loop.create_task(_watch_loop_lag(metrics)),
+            loop.create_task(_check_media(manager)),
+        ]
+        _announce(config, storage.dsn_kind)
+
+        await stop.wait()
+        log.info("shutting down: refusing new calls, %d active", manager.active_calls)
+        await manager.shutdown(config.shutdown_grace)
+        for task in background:
+            task.cancel()
+        http.stop()
+        await http_task
+        driver.close()
+    log.info("stopped")
+    return 0
+
+
+async def recover_unfinished(catalogue: Catalogue, blobs: FileBlobStore) -> None:
+    """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted'."""
+    for recording in await catalogue.unfinished():
+        path = existing_file(recording.file_path)
+        size = sha = None
+        duration = recording.duration_seconds
+        if path is not None:
+            sha = await asyncio.to_thread(blobs.sha256, path)
+            size = blobs.size(path)
+            try:
+                duration = await asyncio.to_thread(recorded_duration, path)
+            except RuntimeError as exc:  # soundfile's error for an unreadable file
+                log.error("recording %s: the audio left behind is unreadable: %s", recording.reference, exc)
+        await catalogue.finish(
+            recording.id,
+            status=RecordingStatus.INTERRUPTED,
+            ended_at=datetime.now(UTC),
+            media_started_at=recording.media_started_at,
+            duration_seconds=duration,
+            streams=list(recording.streams),
+            file_path=str(path) if path else None,
+            format=recording.format,
+            size_bytes=size,
+            sha256=sha,
+        )
+        log.warning(
+            "recording %s was left unfinished by a previous run; kept as interrupted", recording.reference
+        )
+
+
+async def _watch_loop_lag(metrics: Metrics) -> None:
+    while True:
+        start = time.monotonic()
+        await asyncio.sleep(_LAG_INTERVAL)
+        lag = max(0.0, time.monotonic() - start - _LAG_INTERVAL)
+        metrics.event_loop_lag.observe(lag)
+        metrics.event_loop_lag_last.set(lag)
+
+
+async def _check_media(manager: CallManager) -> None:
+    while True:
+        await asyncio.sleep(_MEDIA_CHECK_INTERVAL)
+        manager.check_media()
+
+
+def _announce(config: Config, dsn_kind: str) -> None:
+    """What an operator (and `make run`) needs to see: where we listen. Goes to stdout."""
+    lines = [
+        f"hangtar {product_version()} ready",
+        f"  SIP   udp+tcp {config.sip_host}:{config.sip_port} (advertised as {config.advertised_host})",
+        f"  RTP   {config.media_host} ports {config.rtp_port_min}-{config.rtp_port_max}",
+        f"  HTTP  http://{config.http_host}:{config.http_port}/healthz  /metrics",
+        f"  data  {config.data_dir.resolve()} (database: {dsn_kind})",
+    ]
+    print("\n".join(lines), flush=True)
+    sys.stdout.flush()

@@ -1,0 +1,172 @@
+"""asyncio glue around the sans-I/O :class:`SipEndpoint`: UDP and TCP sockets, one timer, event dispatch.
+
+The driver feeds every datagram or framed stream message to the endpoint, sends what it wants sent, re-arms a single
+timer at the endpoint's earliest deadline and hands events to the application callback. Nothing here knows SIP
+beyond stream framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+
+from .sip import Address, SipEndpoint, SipEvent, SipParseError, StreamFramer
+
+__all__ = ["SipDriver"]
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[SipEvent], None]
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, driver: SipDriver) -> None:
+        self._driver = driver
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        host, port = str(addr[0]), int(addr[1])
+        self._driver.feed(data, Address(transport="udp", host=host, port=port))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("SIP UDP socket error: %s", exc)
+
+
+class SipDriver:
+    """Owns the SIP sockets and the endpoint's clock. ``handler`` is called for each endpoint event."""
+
+    def __init__(self, endpoint: SipEndpoint, handler: EventHandler) -> None:
+        self.endpoint = endpoint
+        self._handler = handler
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp_server: asyncio.Server | None = None
+        self._writers: dict[int, asyncio.StreamWriter] = {}
+        self._connection_ids = itertools.count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def listen(self, host: str, port: int) -> None:
+        transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), local_addr=(host, port)
+        )
+        self._udp = transport
+        self._tcp_server = await asyncio.start_server(self._serve_stream, host, port)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+    @staticmethod
+    def now() -> float:
+        """The endpoint's clock: monotonic seconds."""
+        return time.monotonic()
+
+    # -- input ----------------------------------------------------------------------------------------------
+    def feed(self, data: bytes, source: Address) -> None:
+        self.endpoint.receive(data, source, self.now())
+        self.flush()
+
+    async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection_id = next(self._connection_ids)
+        self._writers[connection_id] = writer
+        peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)  # noqa: S104
+        source = Address(transport="tcp", host=str(peer[0]), port=int(peer[1]), connection_id=connection_id)
+        framer = StreamFramer()
+        try:
+            while data := await reader.read(65536):
+                try:
+                    messages = framer.feed(data)
+                except SipParseError as exc:
+                    # A stream that lost its framing cannot be resynchronised (RFC 3261 §18.3): close it.
+                    log.warning("closing SIP connection from %s:%s: %s", source.host, source.port, exc.reason)
+                    self.endpoint.counters["malformed", "dropped"] += 1
+                    break
+                for message in messages:
+                    self.feed(message, source)
+        except (ConnectionError, OSError) as exc:
+            log.debug("SIP connection %s:%s ended: %s", source.host, source.port, exc)
+        finally:
+            self._writers.pop(connection_id, None)
+            writer.close()
+
+    # -- output ---------------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Send what the endpoint wants sent, dispatch its events and re-arm the timer."""
+        for transmit in self.endpoint.transmit():
+            self._send(transmit.data, transmit.destination)
+        while (event := self.endpoint.next_event()) is not None:
+            try:
+                self._handler(event)
+            except Exception:
+                log.exception("SIP event handler failed for %s", type(event).__name__)
+        for transmit in self.endpoint.transmit():
+            self._send(transmit.data, transmit.destination)
+        self._arm_timer()
+
+    def _send(self, data: bytes, destination: Address) -> None:
+        if destination.transport == "udp":
+            if self._udp is not None:
+                self._udp.sendto(data, (destination.host, destination.port))
+            return
+        writer = self._writers.get(destination.connection_id or -1)
+        if writer is not None and not writer.is_closing():
+            writer.write(data)
+            return
+        self._loop.create_task(self._send_new_connection(data, destination))
+
+    async def _send_new_connection(self, data: bytes, destination: Address) -> None:
+        """A request to a peer whose connection is gone (RFC 3261 §18.1.1: open a new one)."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(destination.host, destination.port), timeout=5
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("cannot reach %s:%s over TCP: %s", destination.host, destination.port, exc)
+            return
+        writer.write(data)
+        connection_id = next(self._connection_ids)
+        self._writers[connection_id] = writer
+        self._loop.create_task(self._read_replies(reader, writer, destination, connection_id))
+
+    async def _read_replies(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Address, connection_id: int
+    ) -> None:
+        source = Address(transport="tcp", host=peer.host, port=peer.port, connection_id=connection_id)
+        framer = StreamFramer()
+        try:
+            while data := await reader.read(65536):
+                for message in framer.feed(data):
+                    self.feed(message, source)
+        except (ConnectionError, OSError, SipParseError) as exc:
+            log.debug("outbound SIP connection to %s:%s ended: %s", peer.host, peer.port, exc)
+        finally:
+            self._writers.pop(connection_id, None)
+            writer.close()
+
+    def _arm_timer(self) -> None:
+        deadline = self.endpoint.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            delay = max(0.0, deadline - self.now())
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.endpoint.handle_timer(self.now())
+        self.flush()
