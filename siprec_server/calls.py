@@ -26,7 +26,7 @@ from storage import Catalogue, FileBlobStore, NewRecording, RecordingStatus
 
 from .config import Config
 from .metrics import Metrics, RtpTotals
-from .outcome import participants_for, recording_status, stream_records
+from .outcome import participants_for, recording_status, stream_records, wall_time
 from .sip import (
     AckReceived,
     AckTimeout,
@@ -134,7 +134,7 @@ class CallManager:
         totals = RtpTotals()
         totals.add(self._finished_totals)
         for call in self._calls.values():
-            totals.add(_totals_of(call.media.stats()))
+            totals.add(RtpTotals.of(call.media.stats()))
         return totals
 
     # -- events from the SIP driver (synchronous; work goes to tasks) ------------------------------------------
@@ -200,6 +200,12 @@ class CallManager:
 
     # -- new recording session ---------------------------------------------------------------------------------
     async def _on_invite(self, event: InviteReceived, call_id: str) -> None:
+        try:
+            await self._answer_invite(event, call_id)
+        finally:
+            self._cancelled.discard(event.request_id)
+
+    async def _answer_invite(self, event: InviteReceived, call_id: str) -> None:
         request = event.request
         if (
             call_id in self._calls
@@ -243,7 +249,6 @@ class CallManager:
             self._respond(event.request_id, 500, reason="Recording Setup Failed")
             return
         if event.request_id in self._cancelled:
-            self._cancelled.discard(event.request_id)
             log.info("call %s: cancelled before the answer", call_id)
             await self._finalise(call, "cancelled by the recording client")
             return
@@ -493,7 +498,7 @@ class CallManager:
             self._locks.pop(call.call_id, None)
             if not self._calls:
                 self._idle.set()
-        self._finished_totals.add(_totals_of(result.streams))
+        self._finished_totals.add(RtpTotals.of(result.streams))
         status = recording_status(call.answer, result)
         path = existing_file(call.path)
         size = sha = None
@@ -506,7 +511,7 @@ class CallManager:
                 call.recording_id,
                 status=status,
                 ended_at=datetime.now(UTC),
-                media_started_at=_wall(result.media_start),
+                media_started_at=wall_time(result.media_start),
                 duration_seconds=result.duration,
                 streams=stream_records(call.answer, call.layout, result),
                 file_path=str(path) if path else None,
@@ -519,14 +524,20 @@ class CallManager:
             status = RecordingStatus.FAILED
         self._metrics.recordings_finished.labels(status.value).inc()
         level = logging.INFO if status is RecordingStatus.COMPLETE else logging.WARNING
+        quality = "; ".join(
+            f"stream {i}: {s.packets} packets, {s.lost} lost, {s.late} late, {s.duplicated} duplicated, "
+            f"{s.invalid} invalid"
+            for i, s in enumerate(result.streams)
+        )
         log.log(
             level,
-            "call %s: recording %s %s after %.2f s of media (%s)",
+            "call %s: recording %s %s after %.2f s of media (%s) [%s]",
             call.call_id,
             call.reference,
             status.value,
             result.duration,
             why,
+            quality or "no streams",
         )
 
     # -- housekeeping -----------------------------------------------------------------------------------------------
@@ -538,7 +549,7 @@ class CallManager:
                 continue
             if now - call.created_monotonic >= self._config.no_media_timeout:
                 call.no_media_warned = True
-                self._metrics.calls_rejected.labels("no_media_yet").inc()
+                self._metrics.calls_without_media.inc()
                 log.warning(
                     "call %s: recording %s has received no RTP after %.0f s on ports %s",
                     call.call_id,
@@ -603,23 +614,6 @@ def _stream_specs(answer: SdpAnswer, layout: ChannelLayout) -> tuple[list[Stream
         )
         ports.append(stream.port)
     return specs, ports
-
-
-def _totals_of(streams: Any) -> RtpTotals:
-    totals = RtpTotals()
-    for s in streams:
-        totals.packets += s.packets
-        totals.lost += s.lost
-        totals.late += s.late
-        totals.duplicated += s.duplicated
-        totals.telephone_events += s.telephone_events
-        totals.invalid += s.invalid
-        totals.rtcp_packets += s.rtcp_packets
-    return totals
-
-
-def _wall(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
 def _with_version(body: bytes, version: int) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
@@ -30,9 +31,17 @@ class RtpTotals:
     invalid: int = 0
     rtcp_packets: int = 0
 
-    def add(self, other: RtpTotals) -> None:
+    def add(self, other: Any) -> None:
+        """Add another total, or one stream's statistics (any object with the same counter attributes)."""
         for name in self.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @classmethod
+    def of(cls, streams: Iterable[Any]) -> RtpTotals:
+        totals = cls()
+        for stream in streams:
+            totals.add(stream)
+        return totals
 
 
 class _SipCollector(Collector):
@@ -110,6 +119,11 @@ class Metrics:
             "hangtar_metadata_problems",
             "Recording metadata that could not be parsed or needed tolerance, by kind",
             ["kind"],
+            registry=self.registry,
+        )
+        self.calls_without_media = PromCounter(
+            "hangtar_calls_without_media",
+            "Recording sessions that had received no RTP at all within recording.no_media_timeout",
             registry=self.registry,
         )
         self.event_loop_lag = Histogram(

@@ -9,7 +9,7 @@ from storage import ParticipantRecord, ParticipantRole, RecordingStatus, StreamR
 
 from .siprec import ChannelLayout, RecordingMetadata, SdpAnswer
 
-__all__ = ["participants_for", "recording_status", "stream_records"]
+__all__ = ["participants_for", "recording_status", "stream_records", "wall_time"]
 
 _ROLES = (ParticipantRole.CALLER, ParticipantRole.CALLEE)
 
@@ -60,8 +60,8 @@ def stream_records(
                 late=snapshot.late if snapshot else 0,
                 duplicated=snapshot.duplicated if snapshot else 0,
                 telephone_events=snapshot.telephone_events if snapshot else 0,
-                first_packet_at=_wall(snapshot.first_packet_at) if snapshot else None,
-                last_packet_at=_wall(snapshot.last_packet_at) if snapshot else None,
+                first_packet_at=wall_time(snapshot.first_packet_at) if snapshot else None,
+                last_packet_at=wall_time(snapshot.last_packet_at) if snapshot else None,
                 remote=_remote(snapshot.remote) if snapshot else None,
             )
         )
@@ -79,7 +79,8 @@ def recording_status(answer: SdpAnswer, result: RecordingResult) -> RecordingSta
     return RecordingStatus.COMPLETE
 
 
-def _wall(timestamp: float | None) -> datetime | None:
+def wall_time(timestamp: float | None) -> datetime | None:
+    """A media-layer wall-clock float (``time.time()``) as an aware UTC datetime."""
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 

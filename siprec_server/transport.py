@@ -93,6 +93,10 @@ class SipDriver:
                     break
                 for message in messages:
                     self.feed(message, source)
+                # RFC 5626 §3.5.1: answer each double-CRLF keep-alive ping with a single CRLF pong.
+                pongs = framer.take_keepalives()
+                if pongs:
+                    writer.write(b"\r\n" * pongs)
         except (ConnectionError, OSError) as exc:
             log.debug("SIP connection %s:%s ended: %s", source.host, source.port, exc)
         finally:

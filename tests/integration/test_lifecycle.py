@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,27 +14,7 @@ from tests.peers.sipp_runner import SIPREC_UAC_NOACK, run_sipp, siprec_keys
 
 from .server import ServerProcess, free_port, rtp_range
 from .sip_probe import UdpProbe, request, status_of
-from .test_recording_calls import PJSUA_SRC, sipp_call_id
-
-
-def start_pjsua(server: ServerProcess, tmp_path: Path, duration: float) -> tuple[subprocess.Popen[str], Path]:
-    report = tmp_path / "pjsua.json"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(PJSUA_SRC),
-            "--target",
-            f"sip:srs@127.0.0.1:{server.sip_port}",
-            "--duration",
-            str(duration),
-            "--json-out",
-            str(report),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    return process, report
+from .test_recording_calls import sipp_call_id, start_pjsua
 
 
 def wait_recording_active(server: ServerProcess, audio_seconds: float) -> dict[str, Any]:
@@ -93,7 +71,7 @@ def test_sigterm_mid_call_finalises_the_recording(data_dir: Path, tmp_path: Path
         data_dir=data_dir, sip_port=free_port(), http_port=free_port(), rtp_ports=rtp_range()
     )
     server.start(env={"HANGTAR_RECORDING_SHUTDOWN_GRACE": "1"})
-    pjsua, report_file = start_pjsua(server, tmp_path, duration=30)
+    pjsua, report_file = start_pjsua(server, tmp_path, "--duration", "30")
     try:
         row = wait_recording_active(server, audio_seconds=2)
         # Draining: new calls and OPTIONS probes are refused while the active call may still finish.
@@ -128,7 +106,7 @@ def test_crash_mid_call_keeps_the_audio_written_so_far(data_dir: Path, tmp_path:
         data_dir=data_dir, sip_port=free_port(), http_port=free_port(), rtp_ports=rtp_range()
     )
     server.start()
-    pjsua, _ = start_pjsua(server, tmp_path, duration=8)
+    pjsua, _ = start_pjsua(server, tmp_path, "--duration", "8")
     try:
         row = wait_recording_active(server, audio_seconds=4)
         server.kill()  # SIGKILL: no chance to finalise anything

@@ -25,25 +25,23 @@ PJSUA_SRC = REPO / "tests" / "peers" / "pjsua_src.py"
 PACKET = 0.02
 
 
-def run_pjsua(server: ServerProcess, tmp_path: Path, *args: str) -> dict[str, Any]:
-    report_file = tmp_path / "pjsua.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(PJSUA_SRC),
-            "--target",
-            f"sip:srs@127.0.0.1:{server.sip_port}",
-            "--json-out",
-            str(report_file),
-            *args,
-        ],
-        capture_output=True,
+def start_pjsua(server: ServerProcess, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
+    """The pjsua2 SRC as a subprocess (a pjsua2 abort cannot take pytest down); its JSON report's path."""
+    report = tmp_path / "pjsua.json"
+    target = f"sip:srs@127.0.0.1:{server.sip_port}"
+    process = subprocess.Popen(
+        [sys.executable, str(PJSUA_SRC), "--target", target, "--json-out", str(report), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert completed.returncode == 0, (
-        f"pjsua2 SRC failed:\n{completed.stdout}\n{completed.stderr}\n{server.log()}"
-    )
+    return process, report
+
+
+def run_pjsua(server: ServerProcess, tmp_path: Path, *args: str) -> dict[str, Any]:
+    process, report_file = start_pjsua(server, tmp_path, *args)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, f"pjsua2 SRC failed:\n{stdout}\n{stderr}\n{server.log()}"
     report: dict[str, Any] = json.loads(report_file.read_text())
     return report
 

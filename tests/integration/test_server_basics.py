@@ -43,6 +43,13 @@ def test_options_over_tcp_with_content_length_framing(server: ServerProcess) -> 
     assert data.count(b"SIP/2.0 200") == 2
 
 
+def test_tcp_keepalive_ping_gets_a_pong(server: ServerProcess) -> None:
+    # RFC 5626 §3.5.1: an SBC pings idle TCP connections with CRLFCRLF and expects CRLF back.
+    with socket.create_connection(("127.0.0.1", server.sip_port), timeout=5) as sock:
+        sock.sendall(b"\r\n\r\n")
+        assert sock.recv(16) == b"\r\n"
+
+
 def test_plain_invite_is_refused_with_a_warning(server: ServerProcess) -> None:
     probe = UdpProbe()
     try:
