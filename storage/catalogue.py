@@ -21,6 +21,7 @@ from .models import (
     MetadataSnapshot,
     NewRecording,
     ParticipantRecord,
+    PauseRecord,
     Recording,
     RecordingStatus,
     StreamRecord,
@@ -35,15 +36,28 @@ _MAX_LIST = 1000
 _COLUMNS = """
     id, reference, call_id, session_ids, group_ids, status, started_at, media_started_at, ended_at,
     duration_seconds, participants, streams, channels, sample_rate, file_path, format, size_bytes, sha256,
-    raw_metadata, metadata_history, source_address, created_at, updated_at
+    raw_metadata, metadata_history, source_address, created_at, updated_at, conversation_id, duplicate_of,
+    pauses, call_facts
 """
 
 # ON CONFLICT on the reference alone: a colliding reference returns no row and is retried, without the
 # error that would abort a caller's transaction.
+# A recording of a communication session (RFC 7865 session id) already recorded is linked to the first such
+# recording; one sharing a session or group id (transfer, park: RFC 7865 §6.2) joins that one's conversation.
 _INSERT = f"""
+    WITH earlier AS (
+        SELECT id, conversation_id, session_ids && $4::text[] AS same_session
+        FROM recordings
+        WHERE (cardinality($4::text[]) > 0 AND session_ids && $4::text[])
+           OR (cardinality($5::text[]) > 0 AND group_ids && $5::text[])
+        ORDER BY started_at, id
+    )
     INSERT INTO recordings (id, reference, call_id, session_ids, group_ids, status, started_at, participants,
-                            streams, channels, sample_rate, file_path, format, raw_metadata, source_address)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                            streams, channels, sample_rate, file_path, format, raw_metadata, source_address,
+                            call_facts, conversation_id, duplicate_of)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+            COALESCE((SELECT conversation_id FROM earlier LIMIT 1), $1),
+            (SELECT id FROM earlier WHERE same_session LIMIT 1))
     ON CONFLICT (reference) DO NOTHING
     RETURNING {_COLUMNS}
 """  # noqa: S608 (column list is a constant)
@@ -54,7 +68,8 @@ _UPDATE_METADATA = f"""
         raw_metadata = COALESCE(raw_metadata, $2),
         metadata_history = CASE WHEN raw_metadata IS NULL THEN metadata_history
                                 ELSE metadata_history || $3::jsonb END,
-        participants = COALESCE($4::jsonb, participants)
+        participants = COALESCE($4::jsonb, participants),
+        call_facts = COALESCE($5::jsonb, call_facts)
     WHERE id = $1
     RETURNING {_COLUMNS}
 """  # noqa: S608
@@ -63,7 +78,8 @@ _FINISH = f"""
     UPDATE recordings SET
         status = $2, ended_at = $3, media_started_at = $4, duration_seconds = $5, streams = $6,
         file_path = $7, format = $8, size_bytes = $9, sha256 = $10,
-        channels = COALESCE($11, channels), sample_rate = COALESCE($12, sample_rate)
+        channels = COALESCE($11, channels), sample_rate = COALESCE($12, sample_rate),
+        pauses = COALESCE($13::jsonb, pauses)
     WHERE id = $1
     RETURNING {_COLUMNS}
 """  # noqa: S608
@@ -76,6 +92,9 @@ _LIST = f"""
     WHERE $2::timestamptz IS NULL OR started_at < $2
     ORDER BY started_at DESC, id DESC
     LIMIT $1
+"""  # noqa: S608
+_CONVERSATION = f"""
+    SELECT {_COLUMNS} FROM recordings WHERE conversation_id = $1 ORDER BY started_at, id
 """  # noqa: S608
 _UNFINISHED = f"SELECT {_COLUMNS} FROM recordings WHERE status = 'recording' ORDER BY started_at"  # noqa: S608
 
@@ -108,6 +127,7 @@ class Catalogue:
                     new.format,
                     new.raw_metadata,
                     new.source_address,
+                    dict(new.call_facts),
                 )
             if row is not None:
                 return _recording(row)
@@ -120,13 +140,19 @@ class Catalogue:
         participants: Sequence[ParticipantRecord] | None = None,
         *,
         received_at: datetime | None = None,
+        call_facts: Mapping[str, Any] | None = None,
     ) -> Recording:
-        """Keep a metadata document received mid-call; replace the participants when given."""
+        """Keep a metadata document received mid-call; replace the participants and call facts when given."""
         snapshot = MetadataSnapshot(received_at=received_at or datetime.now(UTC), xml=raw_xml)
         people = None if participants is None else [participant.to_json() for participant in participants]
         with _translated("store recording metadata"):
             row = await self._db.fetchrow(
-                _UPDATE_METADATA, recording_id, raw_xml, [snapshot.to_json()], people
+                _UPDATE_METADATA,
+                recording_id,
+                raw_xml,
+                [snapshot.to_json()],
+                people,
+                None if call_facts is None else dict(call_facts),
             )
         return _found(row, recording_id)
 
@@ -145,8 +171,9 @@ class Catalogue:
         sha256: str | None,
         channels: int | None = None,
         sample_rate: int | None = None,
+        pauses: Sequence[PauseRecord] | None = None,
     ) -> Recording:
-        """Record how the recording ended; channels and sample rate change only when given."""
+        """Record how the recording ended; channels, sample rate and pauses change only when given."""
         if RecordingStatus(status) is RecordingStatus.RECORDING:
             raise ValueError("finish() needs a final status")
         with _translated("finish a recording"):
@@ -164,6 +191,7 @@ class Catalogue:
                 sha256,
                 channels,
                 sample_rate,
+                None if pauses is None else [pause.to_json() for pause in pauses],
             )
         return _found(row, recording_id)
 
@@ -196,6 +224,12 @@ class Catalogue:
             raise ValueError(f"limit must be between 1 and {_MAX_LIST}")
         with _translated("list recordings"):
             rows = await self._db.fetch(_LIST, limit, before)
+        return [_recording(row) for row in rows]
+
+    async def conversation(self, conversation_id: UUID) -> builtins.list[Recording]:
+        """Every recording of one conversation (transfer and park segments, duplicates), oldest first."""
+        with _translated("list a conversation"):
+            rows = await self._db.fetch(_CONVERSATION, conversation_id)
         return [_recording(row) for row in rows]
 
     async def unfinished(self) -> builtins.list[Recording]:
@@ -245,6 +279,10 @@ def _recording(row: Mapping[str, Any]) -> Recording:
             source_address=row["source_address"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            conversation_id=row["conversation_id"],
+            duplicate_of=row["duplicate_of"],
+            pauses=[PauseRecord.from_json(item) for item in row["pauses"]],
+            call_facts=row["call_facts"],
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CatalogueError(f"recording {row.get('id')} has a malformed row: {exc}") from exc

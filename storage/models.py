@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 __all__ = [
     "MetadataSnapshot",
+    "PauseRecord",
     "NewRecording",
     "ParticipantRecord",
     "ParticipantRole",
@@ -154,6 +155,26 @@ class StreamRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PauseRecord:
+    """A pause (hold, `a=inactive`, API pause): seconds from the start of the audio; the audio keeps the
+    timeline, so the pause is silence of exactly this length. ``end`` is None while the pause is open."""
+
+    start: float
+    end: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or (self.end is not None and self.end < self.start):
+            raise ValueError(f"pause {self.start}-{self.end} is not an interval of the recording")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PauseRecord:
+        return cls(start=float(data["start"]), end=None if data.get("end") is None else float(data["end"]))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetadataSnapshot:
     """A recording metadata document received after the first one (re-INVITE or UPDATE)."""
 
@@ -188,6 +209,7 @@ class NewRecording:
     format: str | None = None  # e.g. "flac"
     raw_metadata: str | None = None  # the metadata XML exactly as received
     source_address: str | None = None  # e.g. "udp:192.0.2.10:5060"
+    call_facts: Mapping[str, Any] = field(default_factory=dict, hash=False)  # normalised numbers, direction, dialect
 
     def __post_init__(self) -> None:
         if not self.call_id:
@@ -226,11 +248,15 @@ class Recording:
     source_address: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    conversation_id: UUID | None = None
+    duplicate_of: UUID | None = None
+    pauses: Sequence[PauseRecord] = ()
+    call_facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RecordingStatus(self.status))
         _aware(self.started_at, "started_at")
-        for name in ("session_ids", "group_ids", "participants", "streams", "metadata_history"):
+        for name in ("session_ids", "group_ids", "participants", "streams", "metadata_history", "pauses"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @property
@@ -250,6 +276,11 @@ class Recording:
         - ``participants``: [{aor, name, role: caller|callee|other, participant_id}]
         - ``streams``: [{label, codec, payload_type, ssrc, channel, packets, lost, late, duplicated,
           telephone_events, first_packet_at, last_packet_at, remote}]
+        - ``conversation_id`` (uuid: recordings sharing an RFC 7865 group or session id), ``duplicate_of``
+          (uuid of an earlier recording of the same communication session, or null)
+        - ``pauses``: [{start, end}] seconds from the start of the audio
+        - ``call_facts``: normalised call facts from the metadata ({} when none), e.g.
+          {"calling_number": {"value", "raw", "source"}, "direction": {...}, "dialect": {...}}
         With ``detailed=True`` also ``raw_metadata`` (the first metadata XML as received),
         ``metadata_history`` ([{received_at, xml}] for later ones), ``created_at`` and ``updated_at``.
         """
@@ -273,6 +304,10 @@ class Recording:
             "source_address": self.source_address,
             "participants": [participant.to_json() for participant in self.participants],
             "streams": [stream.to_json() for stream in self.streams],
+            "conversation_id": None if self.conversation_id is None else str(self.conversation_id),
+            "duplicate_of": None if self.duplicate_of is None else str(self.duplicate_of),
+            "pauses": [pause.to_json() for pause in self.pauses],
+            "call_facts": dict(self.call_facts),
         }
         if detailed:
             data["raw_metadata"] = self.raw_metadata

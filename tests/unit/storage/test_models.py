@@ -117,6 +117,10 @@ EXPECTED_JSON = {
             "remote": "192.0.2.10:40004",
         },
     ],
+    "conversation_id": None,
+    "duplicate_of": None,
+    "pauses": [],
+    "call_facts": {},
 }
 
 
