@@ -27,6 +27,7 @@ from storage import Catalogue, FileBlobStore, NewRecording, RecordingStatus
 from .config import Config
 from .metrics import Metrics, RtpTotals
 from .outcome import participants_for, recording_status, stream_records, wall_time
+from .session_timer import Refresher, TimerAnswer, answer_refresh, bye_deadline, refresh_deadline
 from .sip import (
     AckReceived,
     AckTimeout,
@@ -81,6 +82,25 @@ class Call:
     ending: bool = False
     no_media_warned: bool = False
     created_monotonic: float = field(default_factory=time.monotonic)
+    timer_interval: int | None = None  # RFC 4028 session interval, None = no session timer
+    refresher: Refresher | None = None
+    refreshed_at: float = 0.0  # monotonic time of the last refresh (theirs or ours)
+
+    def apply_timer(self, timer: TimerAnswer, now: float) -> None:
+        """A request that negotiated (or dropped) the session timer is a refresh (RFC 4028 §10)."""
+        self.timer_interval, self.refresher, self.refreshed_at = timer.interval, timer.refresher, now
+
+    def timer_due(self, now: float) -> str | None:
+        """'bye' when the SRC's refreshes stopped, 'refresh' when it is our turn, else None."""
+        if self.timer_interval is None or self.ending:
+            return None
+        if self.refresher is Refresher.UAC and now >= bye_deadline(self.refreshed_at, self.timer_interval):
+            return "bye"
+        if self.refresher is Refresher.UAS and now >= refresh_deadline(
+            self.refreshed_at, self.timer_interval
+        ):
+            return "refresh"
+        return None
 
 
 class CallManager:
@@ -212,6 +232,11 @@ class CallManager:
         ):  # a second initial INVITE with the same Call-ID: a new transaction, same dialog
             await self._on_reoffer(event.request_id, request, call_id)
             return
+        if len(self._calls) >= self._config.max_calls:
+            # Refused before any parsing or port allocation, so an SBC fails over at once (GUIDE §2.9).
+            self._metrics.calls_rejected.labels("capacity").inc()
+            self._respond(event.request_id, 503, reason="At Capacity", headers=[("Retry-After", "5")])
+            return
         content_type = request.headers.get("Content-Type") or ""
         try:
             offer = parse_offer(content_type, request.body)
@@ -231,9 +256,11 @@ class CallManager:
             log.info("call %s: not a SIPREC recording session; answering 488", call_id)
             self._reject(event.request_id, 488, "Not Acceptable Here", "not a SIPREC session", "not_siprec")
             return
-        if len(self._calls) >= self._config.max_calls:
-            self._metrics.calls_rejected.labels("capacity").inc()
-            self._respond(event.request_id, 503, reason="At Capacity", headers=[("Retry-After", "5")])
+        timer = self._timer_answer(request)
+        if timer.status != 200:
+            self._respond(
+                event.request_id, timer.status, reason="Session Interval Too Small", headers=timer.headers
+            )
             return
         self._note_metadata(call_id, offer)
         try:
@@ -252,12 +279,13 @@ class CallManager:
             log.info("call %s: cancelled before the answer", call_id)
             await self._finalise(call, "cancelled by the recording client")
             return
+        call.apply_timer(timer, time.monotonic())
         self._respond(
             event.request_id,
             200,
             body=call.answer.body,
             content_type="application/sdp",
-            headers=[("Supported", "siprec, timer")],
+            headers=[("Supported", "siprec, timer"), *timer.headers],
         )
         log.info(
             "call %s: recording %s started (%d stream(s), layout by %s)",
@@ -265,6 +293,13 @@ class CallManager:
             call.reference,
             sum(1 for s in call.answer.streams if s.port),
             call.layout.source,
+        )
+
+    def _timer_answer(self, request: SipRequest) -> TimerAnswer:
+        return answer_refresh(
+            request.headers.get("Session-Expires"),
+            request.headers.get_all("Supported"),
+            request_min_se=request.headers.get("Min-SE"),
         )
 
     def _note_metadata(self, call_id: str, offer: RecordingOffer) -> None:
@@ -375,10 +410,18 @@ class CallManager:
         if call is None:
             self._respond(request_id, 481, reason="Call/Transaction Does Not Exist")
             return
+        timer = self._timer_answer(request)
+        if timer.status != 200:
+            self._respond(
+                request_id, timer.status, reason="Session Interval Too Small", headers=timer.headers
+            )
+            return
+        call.apply_timer(timer, time.monotonic())
         content_type = request.headers.get("Content-Type") or ""
         if not request.body:
             # RFC 3261 §14.2: an offerless re-INVITE gets our current SDP as the offer in the 200.
-            self._respond(request_id, 200, body=self._reanswer(call, None), content_type="application/sdp")
+            body = self._reanswer(call, None)
+            self._respond(request_id, 200, body=body, content_type="application/sdp", headers=timer.headers)
             return
         try:
             offer = parse_offer(content_type, request.body)
@@ -390,7 +433,8 @@ class CallManager:
             return
         self._note_metadata(call_id, offer)
         await self._store_metadata(call, offer.metadata_raw)
-        self._respond(request_id, 200, body=self._reanswer(call, offer), content_type="application/sdp")
+        body = self._reanswer(call, offer)
+        self._respond(request_id, 200, body=body, content_type="application/sdp", headers=timer.headers)
 
     def _reanswer(self, call: Call, offer: RecordingOffer | None) -> bytes:
         call.session_version += 1
@@ -434,7 +478,17 @@ class CallManager:
                     log.warning("call %s: metadata update ignored: %s", call_id, exc)
                     self._metrics.metadata_problems.labels("unparsable").inc()
                 await self._store_metadata(call, raw)
-        self._respond(event.request_id, 200)
+        headers: tuple[tuple[str, str], ...] = ()
+        if request.method == "UPDATE":  # RFC 4028 §10: an UPDATE is a refresh too
+            timer = self._timer_answer(request)
+            if timer.status != 200:
+                self._respond(
+                    event.request_id, timer.status, reason="Session Interval Too Small", headers=timer.headers
+                )
+                return
+            call.apply_timer(timer, time.monotonic())
+            headers = timer.headers
+        self._respond(event.request_id, 200, headers=headers)
 
     async def _store_metadata(self, call: Call, raw: bytes | None) -> None:
         if raw is None:
@@ -541,9 +595,38 @@ class CallManager:
         )
 
     # -- housekeeping -----------------------------------------------------------------------------------------------
-    def check_media(self) -> None:
-        """Loud no-media: warn once per call when nothing arrived within the configured time (GUIDE §2.8)."""
+    def check_calls(self) -> None:
+        """Once a second: session timers (RFC 4028 §10) and loud no-media (GUIDE §2.8)."""
         now = time.monotonic()
+        for call in list(self._calls.values()):
+            due = call.timer_due(now)
+            if due == "bye":
+                log.warning(
+                    "call %s: the SRC stopped refreshing its session (RFC 4028); ending it", call.call_id
+                )
+                call.timer_interval = None
+                self._spawn(call.call_id, self._hang_up(call.call_id, "session timer expired"))
+            elif due == "refresh":
+                call.refreshed_at = now
+                self._spawn(call.call_id, self._refresh(call))
+        self._check_media(now)
+
+    async def _refresh(self, call: Call) -> None:
+        """We are the refresher: a body-less UPDATE refreshes the session (RFC 4028 §10, RFC 3311)."""
+        dialog_id = call.dialog_id or self._dialog_for(call.call_id)
+        if dialog_id is None or call.timer_interval is None:
+            return
+        interval = f"{call.timer_interval};refresher=uas"
+        try:
+            self.driver.endpoint.send_request(
+                dialog_id, "UPDATE", now=self.driver.now(), headers=[("Session-Expires", interval)]
+            )
+        except Exception:
+            log.exception("call %s: could not send a session refresh", call.call_id)
+            return
+        self.driver.flush()
+
+    def _check_media(self, now: float) -> None:
         for call in self._calls.values():
             if call.no_media_warned or call.media.received_any():
                 continue

@@ -155,7 +155,7 @@ async def _watch_loop_lag(metrics: Metrics) -> None:
 async def _check_media(manager: CallManager) -> None:
     while True:
         await asyncio.sleep(_MEDIA_CHECK_INTERVAL)
-        manager.check_media()
+        manager.check_calls()
 
 
 def _announce(config: Config, dsn_kind: str) -> None:
