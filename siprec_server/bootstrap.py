@@ -25,6 +25,7 @@ class StorageHandles:
     catalogue: Catalogue
     blobs: FileBlobStore
     dsn_kind: str  # "embedded" or "external", for logs (never the DSN itself: it may hold a password)
+    dsn: str
 
 
 @asynccontextmanager
@@ -46,6 +47,7 @@ async def open_storage(config: Config) -> AsyncIterator[StorageHandles]:
                 catalogue=Catalogue(pool),
                 blobs=FileBlobStore(config.recordings_dir),
                 dsn_kind="embedded" if embedded else "external",
+                dsn=dsn,
             )
         finally:
             await pool.close()

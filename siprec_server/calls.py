@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 
 from media import SUPPORTED as SUPPORTED_CODECS
 from media import MediaSession, PortPool, PortsExhausted, RecordingResult, StreamSpec, codec_for
-from storage import Catalogue, FileBlobStore, NewRecording, RecordingStatus
+from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, RecordingStatus
 
 from .config import Config
 from .metrics import Metrics, RtpTotals
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 _BIND_ATTEMPTS = 4
 _BYE_WAIT = 2.0  # seconds to wait for the answer to our BYE before finalising anyway
+_SNAPSHOT_WAIT = 8.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -124,7 +125,7 @@ class CallManager:
         self._cancelled: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished_totals = RtpTotals()
-        self._bye_waiters: dict[int, asyncio.Future[int | None]] = {}
+        self._request_waiters: dict[int, asyncio.Future[int | None]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -181,7 +182,7 @@ class CallManager:
         elif isinstance(event, InviteCancelled):
             self._cancelled.add(event.request_id)
         elif isinstance(event, RequestCompleted):
-            waiter = self._bye_waiters.pop(event.request_id, None)
+            waiter = self._request_waiters.pop(event.request_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(event.status)
         elif isinstance(event, MalformedMessage):
@@ -513,24 +514,55 @@ class CallManager:
         await self._finalise(call, why)
 
     async def _send_bye(self, call: Call) -> None:
+        status = await self._request(call, "BYE", wait=_BYE_WAIT)
+        log.info("call %s: BYE answered %s", call.call_id, status if status is not None else "by nobody")
+
+    async def _request(
+        self, call: Call, method: str, *, wait: float, body: bytes = b"", content_type: str | None = None
+    ) -> int | None:
+        """Send an in-dialog request; its final status, or None on timeout or when there is no dialog."""
         dialog_id = call.dialog_id or self._dialog_for(call.call_id)
         if dialog_id is None:
-            return
+            return None
         waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         try:
-            request_id = self.driver.endpoint.send_request(dialog_id, "BYE", now=self.driver.now())
+            request_id = self.driver.endpoint.send_request(
+                dialog_id, method, now=self.driver.now(), body=body, content_type=content_type
+            )
         except Exception:
-            log.exception("call %s: could not send BYE", call.call_id)
-            return
-        self._bye_waiters[request_id] = waiter
+            log.exception("call %s: could not send %s", call.call_id, method)
+            return None
+        self._request_waiters[request_id] = waiter
         self.driver.flush()
         try:
-            status = await asyncio.wait_for(waiter, _BYE_WAIT)
+            return await asyncio.wait_for(waiter, wait)
         except TimeoutError:
-            status = None
+            return None
         finally:
-            self._bye_waiters.pop(request_id, None)
-        log.info("call %s: BYE answered %s", call.call_id, status if status is not None else "by nobody")
+            self._request_waiters.pop(request_id, None)
+
+    # -- operator commands (through storage.CommandListener) ------------------------------------------------------
+    async def handle_command(self, command: Mapping[str, Any]) -> CommandReply | None:
+        """``snapshot``: ask the SRC for a full metadata snapshot (RFC 7866 §9.2). None: not our call."""
+        if command.get("command") != "snapshot":
+            return None
+        call = next(
+            (c for c in self._calls.values() if str(c.recording_id) == command.get("recording_id")), None
+        )
+        if call is None:
+            return None
+        status = await self._request(
+            call,
+            "UPDATE",
+            wait=_SNAPSHOT_WAIT,
+            body=b"SRS requests a metadata snapshot",
+            content_type="application/rs-metadata-request",
+        )
+        if status is not None and 200 <= status < 300:
+            log.info("call %s: metadata snapshot requested from the SRC (%s)", call.call_id, status)
+            return CommandReply(ok=True, detail=f"the recording client accepted the request ({status})")
+        log.warning("call %s: metadata snapshot request answered %s", call.call_id, status)
+        return CommandReply(ok=False, detail=f"the recording client answered {status or 'nothing'}")
 
     def _dialog_for(self, call_id: str) -> DialogId | None:
         endpoint = self.driver.endpoint

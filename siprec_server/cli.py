@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from storage import Recording
+from storage import Recording, send_command
 
 from .bootstrap import open_storage
 from .config import Config, ConfigError, load_config
@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     _storage_options(export)
     export.add_argument("id", metavar="ID")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    snapshot = actions.add_parser(
+        "snapshot", help="ask the recording client for a full metadata snapshot of a call in progress"
+    )
+    _storage_options(snapshot)
+    snapshot.add_argument("id", metavar="ID")
     return parser
 
 
@@ -116,6 +121,8 @@ async def _recordings(args: argparse.Namespace, config: Config) -> int:
         if recording is None:
             print(f"hangtar: no recording {args.id!r}", file=sys.stderr)
             return EXIT_NOT_FOUND
+        if args.action == "snapshot":
+            return await _snapshot(storage.dsn, recording)
         if args.action == "show":
             if args.json:
                 print(json.dumps(recording.to_json(detailed=True), indent=2, ensure_ascii=False))
@@ -123,6 +130,21 @@ async def _recordings(args: argparse.Namespace, config: Config) -> int:
                 _print_detail(recording)
             return EXIT_OK
         return await asyncio.to_thread(_export, recording, args.output)
+
+
+async def _snapshot(dsn: str, recording: Recording) -> int:
+    if recording.finished:
+        print(
+            f"hangtar: recording {recording.reference} is not in progress ({recording.status.value})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    reply = await send_command(dsn, "snapshot", recording_id=str(recording.id))
+    if reply is None:
+        print(f"hangtar: no running server holds recording {recording.reference}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{recording.reference}: {reply.detail}")
+    return EXIT_OK if reply.ok else EXIT_FAILURE
 
 
 def _export(recording: Recording, output: Path) -> int:

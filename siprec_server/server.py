@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from media import PortPool, recorded_duration
-from storage import Catalogue, FileBlobStore, RecordingStatus
+from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus
 
 from .bootstrap import open_storage
 from .calls import CallManager, existing_file
@@ -95,6 +95,8 @@ async def run_server(config: Config) -> int:
                 http_task.result()  # re-raise the bind failure
                 raise RuntimeError("HTTP server stopped during start")
             await asyncio.sleep(0.01)
+        commands = CommandListener(storage.dsn, manager.handle_command)
+        await commands.start()
         background = [
             loop.create_task(_watch_loop_lag(metrics)),
             loop.create_task(_check_media(manager)),
@@ -106,6 +108,7 @@ async def run_server(config: Config) -> int:
         await manager.shutdown(config.shutdown_grace)
         for task in background:
             task.cancel()
+        await commands.close()
         http.stop()
         await http_task
         driver.close()

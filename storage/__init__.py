@@ -2,6 +2,7 @@
 
 from .blobs import FileBlobStore
 from .catalogue import Catalogue
+from .commands import CommandListener, CommandReply, send_command
 from .database import Migration, load_migrations, migrate, open_pool
 from .embedded import EmbeddedDatabase
 from .errors import (
@@ -26,6 +27,8 @@ from .reference import new_reference, normalize_reference
 __all__ = [
     "Catalogue",
     "CatalogueError",
+    "CommandListener",
+    "CommandReply",
     "EmbeddedDatabase",
     "EmbeddedDatabaseError",
     "FileBlobStore",
@@ -46,4 +49,5 @@ __all__ = [
     "new_reference",
     "normalize_reference",
     "open_pool",
+    "send_command",
 ]
