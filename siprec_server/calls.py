@@ -351,6 +351,15 @@ class CallManager:
             await media.close()
             self._release(ports)
             raise
+        if row.duplicate_of is not None:
+            # GUIDE §2.9: a second SRS, or an SRC retrying its fork, records the same session again.
+            self._metrics.duplicate_recordings.inc()
+            log.warning(
+                "call %s: recording %s is a second recording of a session already recorded (%s); linked",
+                call_id,
+                row.reference,
+                row.duplicate_of,
+            )
         call = Call(
             call_id=call_id,
             recording_id=recording_id,

@@ -121,6 +121,11 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.duplicate_recordings = PromCounter(
+            "hangtar_duplicate_recordings",
+            "Recordings of a communication session that was already being or had been recorded (linked)",
+            registry=self.registry,
+        )
         self.calls_without_media = PromCounter(
             "hangtar_calls_without_media",
             "Recording sessions that had received no RTP at all within recording.no_media_timeout",
