@@ -14,20 +14,19 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from media import SUPPORTED as SUPPORTED_CODECS
-from media import MediaSession, PortPool, PortsExhausted, RecordingResult, StreamSpec, codec_for
+from media import MediaSession, PortPool, PortsExhausted, RecordingResult
 from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, RecordingStatus
 
+from .call import Call, existing_file, stream_specs, takeable, with_version
 from .config import Config
 from .metrics import Metrics, RtpTotals
 from .outcome import participants_for, recording_status, stream_records, wall_time
-from .session_timer import Refresher, TimerAnswer, answer_refresh, bye_deadline, refresh_deadline
+from .session_timer import TimerAnswer, answer_refresh
 from .sip import (
     AckReceived,
     AckTimeout,
@@ -57,51 +56,13 @@ from .siprec import (
 )
 from .transport import SipDriver
 
-__all__ = ["CallManager", "existing_file"]
+__all__ = ["CallManager"]
 
 log = logging.getLogger(__name__)
 
 _BIND_ATTEMPTS = 4
 _BYE_WAIT = 2.0  # seconds to wait for the answer to our BYE before finalising anyway
 _SNAPSHOT_WAIT = 8.0
-
-
-@dataclass(slots=True, kw_only=True)
-class Call:
-    call_id: str
-    recording_id: UUID
-    reference: str
-    started_at: datetime
-    layout: ChannelLayout
-    answer: SdpAnswer
-    ports: list[int]
-    media: MediaSession
-    path: str
-    dialog_id: DialogId | None = None
-    session_version: int = 1
-    session_id: int = field(default_factory=lambda: random.getrandbits(31))
-    ending: bool = False
-    no_media_warned: bool = False
-    created_monotonic: float = field(default_factory=time.monotonic)
-    timer_interval: int | None = None  # RFC 4028 session interval, None = no session timer
-    refresher: Refresher | None = None
-    refreshed_at: float = 0.0  # monotonic time of the last refresh (theirs or ours)
-
-    def apply_timer(self, timer: TimerAnswer, now: float) -> None:
-        """A request that negotiated (or dropped) the session timer is a refresh (RFC 4028 §10)."""
-        self.timer_interval, self.refresher, self.refreshed_at = timer.interval, timer.refresher, now
-
-    def timer_due(self, now: float) -> str | None:
-        """'bye' when the SRC's refreshes stopped, 'refresh' when it is our turn, else None."""
-        if self.timer_interval is None or self.ending:
-            return None
-        if self.refresher is Refresher.UAC and now >= bye_deadline(self.refreshed_at, self.timer_interval):
-            return "bye"
-        if self.refresher is Refresher.UAS and now >= refresh_deadline(
-            self.refreshed_at, self.timer_interval
-        ):
-            return "refresh"
-        return None
 
 
 class CallManager:
@@ -379,7 +340,7 @@ class CallManager:
         self, offer: RecordingOffer, layout: ChannelLayout, path: str
     ) -> tuple[MediaSession, list[int], SdpAnswer]:
         for attempt in range(_BIND_ATTEMPTS):
-            ports = [self._ports.allocate() if _takeable(m) else 0 for m in offer.sdp.media]
+            ports = [self._ports.allocate() if takeable(m) else 0 for m in offer.sdp.media]
             answer = build_answer(
                 offer.sdp,
                 address=self._config.advertised_host,
@@ -388,7 +349,7 @@ class CallManager:
                 session_id=random.getrandbits(31),
                 session_version=1,
             )
-            specs, listen_ports = _stream_specs(answer, layout)
+            specs, listen_ports = stream_specs(answer, layout)
             # Offered m-lines we answered with port 0 give their port back at once.
             self._release([p for p, s in zip(ports, answer.streams, strict=True) if p and not s.port])
             live_ports = [s.port for s in answer.streams if s.port]
@@ -449,7 +410,7 @@ class CallManager:
     def _reanswer(self, call: Call, offer: RecordingOffer | None) -> bytes:
         call.session_version += 1
         if offer is None:
-            return _with_version(call.answer.body, call.session_version)
+            return with_version(call.answer.body, call.session_version)
         ports = [s.port for s in call.answer.streams]
         ports += [0] * (len(offer.sdp.media) - len(ports))  # new m-lines: not yet taken mid-call
         answer = build_answer(
@@ -704,50 +665,5 @@ class CallManager:
             await work
 
 
-def existing_file(path: str | None) -> Path | None:
-    """The recording file if it was created (a call with no media may never have opened one)."""
-    if not path:
-        return None
-    candidate = Path(path)
-    return candidate if candidate.is_file() else None
-
-
 def _call_id(request: SipRequest) -> str:
     return request.headers.get("Call-ID") or ""
-
-
-def _takeable(media: Any) -> bool:
-    return bool(media.media == "audio" and media.port)
-
-
-def _stream_specs(answer: SdpAnswer, layout: ChannelLayout) -> tuple[list[StreamSpec], list[int]]:
-    specs: list[StreamSpec] = []
-    ports: list[int] = []
-    for stream in answer.streams:
-        codec = codec_for(stream.codec) if stream.codec else None
-        if not stream.port or codec is None or stream.payload_type is None:
-            continue
-        specs.append(
-            StreamSpec(
-                index=len(specs),
-                channel=layout.stream_channels[stream.index],
-                codec=codec,
-                payload_type=stream.payload_type,
-                telephone_event_pt=stream.telephone_event_pt,
-            )
-        )
-        ports.append(stream.port)
-    return specs, ports
-
-
-def _with_version(body: bytes, version: int) -> bytes:
-    """Bump the o= line's session version (RFC 3264 §8: a changed SDP gets a higher version)."""
-    lines = body.split(b"\r\n")
-    for i, line in enumerate(lines):
-        if line.startswith(b"o="):
-            fields = line.split(b" ")
-            if len(fields) >= 3:
-                fields[2] = str(version).encode()
-                lines[i] = b" ".join(fields)
-            break
-    return b"\r\n".join(lines)

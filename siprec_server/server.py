@@ -21,7 +21,8 @@ from media import PortPool, recorded_duration
 from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus
 
 from .bootstrap import open_storage
-from .calls import CallManager, existing_file
+from .call import existing_file
+from .calls import CallManager
 from .config import Config
 from .http import HttpServer, build_app
 from .metrics import Metrics
