@@ -15,10 +15,10 @@ from uuid import UUID, uuid4
 
 __all__ = [
     "MetadataSnapshot",
-    "PauseRecord",
     "NewRecording",
     "ParticipantRecord",
     "ParticipantRole",
+    "PauseRecord",
     "Recording",
     "RecordingStatus",
     "StreamRecord",
