@@ -14,7 +14,7 @@ from media import MediaSession, StreamSpec, codec_for
 
 from .session_timer import Refresher, TimerAnswer, bye_deadline, refresh_deadline
 from .sip import DialogId
-from .siprec import ChannelLayout, SdpAnswer
+from .siprec import ChannelLayout, RecordingMetadata, SdpAnswer
 
 __all__ = ["Call", "existing_file", "stream_specs", "takeable", "with_version"]
 
@@ -30,6 +30,7 @@ class Call:
     ports: list[int]
     media: MediaSession
     path: str
+    metadata: RecordingMetadata | None = None  # the merged metadata so far
     dialog_id: DialogId | None = None
     session_version: int = 1
     session_id: int = field(default_factory=lambda: random.getrandbits(31))

@@ -43,6 +43,7 @@ from .sip import (
 from .siprec import (
     ChannelLayout,
     MetadataError,
+    RecordingMetadata,
     RecordingOffer,
     SdpAnswer,
     SdpError,
@@ -50,6 +51,7 @@ from .siprec import (
     assign_channels,
     build_answer,
     is_recording_session,
+    merge_metadata,
     parse_metadata,
     parse_offer,
     split_body,
@@ -276,9 +278,17 @@ class CallManager:
                 "call %s: no recording metadata in the INVITE; streams mapped by m-line order", call_id
             )
         else:
-            for warning in offer.metadata.warnings:
-                self._metrics.metadata_problems.labels("tolerated").inc()
-                log.warning("call %s: metadata: %s", call_id, warning)
+            self._note_parsed(call_id, offer.metadata)
+
+    def _note_parsed(self, call_id: str, metadata: RecordingMetadata) -> None:
+        """Per-dialect and per-oddity counters (bounded labels) and one log line per oddity."""
+        dialect = metadata.dialect
+        self._metrics.metadata_dialects.labels(dialect.namespace_kind.value, dialect.root_label).inc()
+        for vendor in dialect.vendors:
+            self._metrics.metadata_vendors.labels(str(vendor)).inc()
+        for warning in metadata.warnings:
+            self._metrics.metadata_problems.labels(warning.kind.value).inc()
+            log.warning("call %s: metadata: %s", call_id, warning)
 
     async def _open_call(self, event: InviteReceived, call_id: str, offer: RecordingOffer) -> Call:
         labels = [m.label for m in offer.sdp.media]
@@ -306,6 +316,7 @@ class CallManager:
                     if offer.metadata_raw
                     else None,
                     source_address=f"{event.source.transport}:{event.source.host}:{event.source.port}",
+                    call_facts=offer.metadata.call_facts_json() if offer.metadata else {},
                 )
             )
         except BaseException:
@@ -322,6 +333,7 @@ class CallManager:
                 row.duplicate_of,
             )
         call = Call(
+            metadata=offer.metadata,
             call_id=call_id,
             recording_id=recording_id,
             reference=row.reference,
@@ -403,7 +415,7 @@ class CallManager:
             self._reject(request_id, 488, "Not Acceptable Here", f"SDP: {exc}", "bad_sdp")
             return
         self._note_metadata(call_id, offer)
-        await self._store_metadata(call, offer.metadata_raw)
+        await self._store_metadata(call, offer.metadata_raw, offer.metadata)
         body = self._reanswer(call, offer)
         self._respond(request_id, 200, body=body, content_type="application/sdp", headers=timer.headers)
 
@@ -443,12 +455,15 @@ class CallManager:
             # A metadata-only UPDATE (RFC 7866 §8.2): absorb it, answer 200 without a body.
             raw = next((p.body for p in parts if "rs-metadata" in p.content_type), None)
             if raw is not None:
+                parsed: RecordingMetadata | None = None
                 try:
-                    parse_metadata(raw)
+                    parsed = parse_metadata(raw)
                 except MetadataError as exc:
                     log.warning("call %s: metadata update ignored: %s", call_id, exc)
                     self._metrics.metadata_problems.labels("unparsable").inc()
-                await self._store_metadata(call, raw)
+                else:
+                    self._note_parsed(call_id, parsed)
+                await self._store_metadata(call, raw, parsed)
         headers: tuple[tuple[str, str], ...] = ()
         if request.method == "UPDATE":  # RFC 4028 §10: an UPDATE is a refresh too
             timer = self._timer_answer(request)
@@ -461,11 +476,20 @@ class CallManager:
             headers = timer.headers
         self._respond(event.request_id, 200, headers=headers)
 
-    async def _store_metadata(self, call: Call, raw: bytes | None) -> None:
+    async def _store_metadata(self, call: Call, raw: bytes | None, parsed: RecordingMetadata | None) -> None:
+        """Keep the document; fold it into the call's metadata (RFC 7865 §6: partial updates merge, complete
+        ones replace) and refresh the participants and call facts the catalogue shows."""
         if raw is None:
             return
+        participants = facts = None
+        if parsed is not None:
+            call.metadata = merge_metadata(call.metadata, parsed)
+            participants = participants_for(call.metadata, _layout_for(call.metadata, call))
+            facts = call.metadata.call_facts_json()
         try:
-            await self._catalogue.update_metadata(call.recording_id, raw.decode("utf-8", "replace"))
+            await self._catalogue.update_metadata(
+                call.recording_id, raw.decode("utf-8", "replace"), participants, call_facts=facts
+            )
         except Exception:
             log.exception("call %s: could not store a metadata update", call.call_id)
 
@@ -663,6 +687,14 @@ class CallManager:
     async def _run_locked(self, call_id: str, work: Awaitable[None]) -> None:
         async with self._locks.setdefault(call_id, asyncio.Lock()):
             await work
+
+
+def _layout_for(metadata: RecordingMetadata, call: Call) -> ChannelLayout:
+    """Who is caller and callee after a metadata update: the channels stay as they are; the roles follow
+    the parties now sending on them (an Avaya SBCE sends its real participants only in an UPDATE)."""
+    labels = [stream.label for stream in call.answer.streams]
+    fresh = assign_channels(metadata, labels)
+    return fresh if fresh.channels == call.layout.channels else call.layout
 
 
 def _call_id(request: SipRequest) -> str:

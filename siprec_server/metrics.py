@@ -131,6 +131,18 @@ class Metrics:
             "Recording sessions that had received no RTP at all within recording.no_media_timeout",
             registry=self.registry,
         )
+        self.metadata_dialects = PromCounter(
+            "hangtar_metadata_dialect",
+            "Metadata documents by namespace kind and root element",
+            ["namespace", "root"],
+            registry=self.registry,
+        )
+        self.metadata_vendors = PromCounter(
+            "hangtar_metadata_vendor",
+            "Vendor extension blocks seen in metadata, by vendor",
+            ["vendor"],
+            registry=self.registry,
+        )
         self.event_loop_lag = Histogram(
             "hangtar_event_loop_lag_seconds",
             "How late the event loop ran a timer it was asked to run",

@@ -48,6 +48,7 @@ class ServerProcess:
     sip_port: int
     http_port: int
     rtp_ports: tuple[int, int]
+    tls_port: int = field(default_factory=lambda: free_port())
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
@@ -65,6 +66,8 @@ class ServerProcess:
             str(self.http_port),
             "--rtp-ports",
             f"{self.rtp_ports[0]}-{self.rtp_ports[1]}",
+            "--tls-port",
+            str(self.tls_port),
         ]
 
     def start(self, *extra: str, env: dict[str, str] | None = None) -> None:

@@ -17,7 +17,7 @@ def test_make_run_starts_the_server_and_prints_where_it_listens(data_dir: Path) 
     low, high = rtp_range()
     args = (
         f"--data-dir {data_dir} --sip-host 127.0.0.1 --sip-port {sip_port} "
-        f"--http-port {http_port} --rtp-ports {low}-{high}"
+        f"--http-port {http_port} --rtp-ports {low}-{high} --tls-port {free_port()}"
     )
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"ARGS={args}"],
