@@ -57,6 +57,7 @@ SCENARIOS = Path(__file__).parent / "sipp"
 SIPREC_UAC = SCENARIOS / "siprec_uac.xml"
 SIPREC_UAC_NOACK = SCENARIOS / "siprec_uac_noack.xml"
 CALLER_TONE_FILE = "caller_tone.pcmu"  # fixed name: rtp_stream takes no keywords (see siprec_uac.xml)
+CALLER_TONE_FILES = {Codec.PCMU: CALLER_TONE_FILE, Codec.PCMA: "caller_tone.pcma"}
 POLL = 0.01
 
 
@@ -127,6 +128,8 @@ class SippProcess:
     local_port: int | None = None
     media_port: int | None = None
     caller_tone: float = 440.0
+    caller_codec: Codec = Codec.PCMU  # of the tone file rtp_stream plays (caller_tone.pcmu / .pcma)
+    call_seconds: float | None = None  # whole call, when the scenario pauses beyond -d; sizes the tone file
     timeout: float = 60.0
     extra_args: Sequence[str] = ()
     _process: subprocess.Popen[bytes] | None = field(init=False, default=None, repr=False)
@@ -152,7 +155,7 @@ class SippProcess:
     @property
     def global_timeout(self) -> float:
         """SIPp's -timeout: ``timeout``, but never shorter than the call plus 30 s."""
-        return max(self.timeout, self.duration + 30)
+        return max(self.timeout, max(self.duration, self.call_seconds or 0.0) + 30)
 
     def command(self) -> list[str]:
         if self.transport not in ("udp", "tcp"):
@@ -211,7 +214,9 @@ class SippProcess:
             raise SippError(f"SIPp not found at {SIPP}")
         self.workdir.mkdir(parents=True, exist_ok=True)
         # rtp_stream loops this file; longer than the call so the loop never clicks.
-        write_tone_file(self.workdir / CALLER_TONE_FILE, self.caller_tone, math.ceil(self.duration) + 1)
+        seconds = math.ceil(max(self.duration, self.call_seconds or 0.0)) + 1
+        tone_file = self.workdir / CALLER_TONE_FILES[self.caller_codec]
+        write_tone_file(tone_file, self.caller_tone, seconds, self.caller_codec)
         self._command = tuple(self.command())
         with self.output_path.open("wb") as output:
             self._process = subprocess.Popen(

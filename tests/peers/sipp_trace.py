@@ -1,6 +1,7 @@
 """What SIPp leaves behind, parsed: the ``-trace_msg`` message log (every SIP message with its time
 stamp, for retransmission checks) and the ``<log>`` lines of ``-trace_logs`` (values the scenario
-captured, such as the answered media ports).
+captured, such as the answered media ports). ``sdp_media`` reads the m-lines of an SDP body, so a test can
+check the shape of each answer (ports, direction, label) the SRS gave.
 """
 
 from __future__ import annotations
@@ -14,11 +15,69 @@ from pathlib import Path
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
-    """Media address of the SRS's 200 OK, as captured by the scenario's ``<ereg>``."""
+    """Media address of the SRS's 200 OK, as captured by the scenario's ``<ereg>``: one port per m-line."""
 
     ip: str
-    port1: int
-    port2: int
+    ports: tuple[int, ...]
+
+    @property
+    def port1(self) -> int:
+        return self.ports[0]
+
+    @property
+    def port2(self) -> int:
+        return self.ports[1]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SdpMedia:
+    """One m-line of an SDP body, with the session-level defaults applied (RFC 4566 §5)."""
+
+    media: str
+    port: int
+    formats: tuple[str, ...]
+    connection: str | None  # the c= address in force for this m-line
+    direction: str  # sendrecv (RFC 4566 §6 default), sendonly, recvonly or inactive
+    label: str | None  # RFC 4574 a=label
+    rtpmap: tuple[str, ...]  # a=rtpmap values, e.g. "8 PCMA/8000"
+
+
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+def sdp_media(body: str) -> list[SdpMedia]:
+    """The m-lines of an SDP body (CRLF or LF lines); an empty list if it has none."""
+    lines = [line.strip() for line in body.replace("\r\n", "\n").split("\n") if line.strip()]
+    session_connection: str | None = None
+    session_direction = "sendrecv"
+    blocks: list[list[str]] = []
+    for line in lines:
+        if line.startswith("m="):
+            blocks.append([line])
+        elif blocks:
+            blocks[-1].append(line)
+        elif line.startswith("c="):
+            session_connection = line.split()[-1]
+        elif line[2:] in _DIRECTIONS:
+            session_direction = line[2:]
+    media = []
+    for block in blocks:
+        kind, port, _proto, *formats = block[0][2:].split()
+        attributes = [line[2:] for line in block[1:] if line.startswith("a=")]
+        connection = next((line.split()[-1] for line in block[1:] if line.startswith("c=")), None)
+        label = next((a.split(":", 1)[1] for a in attributes if a.startswith("label:")), None)
+        media.append(
+            SdpMedia(
+                media=kind,
+                port=int(port),
+                formats=tuple(formats),
+                connection=connection or session_connection,
+                direction=next((a for a in attributes if a in _DIRECTIONS), session_direction),
+                label=label,
+                rtpmap=tuple(a.split(":", 1)[1] for a in attributes if a.startswith("rtpmap:")),
+            )
+        )
+    return media
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +112,37 @@ class TraceMessage:
                 return self.text.split(separator, 1)[1]
         return ""
 
+    @property
+    def head(self) -> str:
+        for separator in ("\r\n\r\n", "\n\n"):
+            if separator in self.text:
+                return self.text.split(separator, 1)[0]
+        return self.text
+
+    def headers(self, name: str, compact: str | None = None) -> list[str]:
+        """Every value of a header (by its full or compact name, case-insensitive), in order."""
+        names = {name.lower()} | ({compact.lower()} if compact else set())
+        values = []
+        for line in self.head.replace("\r\n", "\n").split("\n")[1:]:
+            key, colon, value = line.partition(":")
+            if colon and key.strip().lower() in names:
+                values.append(value.strip())
+        return values
+
+    def header(self, name: str, compact: str | None = None) -> str | None:
+        values = self.headers(name, compact)
+        return values[0] if values else None
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.header("Content-Type", "c")
+        return value.split(";", 1)[0].strip().lower() if value else None
+
+    @property
+    def sdp(self) -> list[SdpMedia]:
+        """The m-lines of the body when it is a plain SDP body (what an SRS answers), else []."""
+        return sdp_media(self.body) if self.content_type == "application/sdp" else []
+
 
 _TRACE_HEADER = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n", re.MULTILINE)
 _TRACE_KIND = re.compile(r"^(\w+) message (sent|received)\b[^\n]*\n\n?")
@@ -84,9 +174,13 @@ def parse_log_events(text: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def answer_from(events: Sequence[tuple[str, dict[str, str]]]) -> Answer | None:
+    """The first ``ANSWER ip=... port1=... [port2=... ...]`` line."""
     for tag, values in events:
         if tag == "ANSWER":
-            return Answer(ip=values["ip"], port1=int(values["port1"]), port2=int(values["port2"]))
+            ports: list[int] = []
+            while f"port{len(ports) + 1}" in values:
+                ports.append(int(values[f"port{len(ports) + 1}"]))
+            return Answer(ip=values["ip"], ports=tuple(ports))
     return None
 
 
@@ -112,6 +206,29 @@ class SippResult:
     @property
     def answer(self) -> Answer | None:
         return answer_from(self.events)
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID of the first message SIPp sent (one call per run)."""
+        for message in self.messages:
+            if message.sent and (call_id := message.header("Call-ID", "i")):
+                return call_id
+        raise ValueError("SIPp sent no message with a Call-ID")
+
+    def exchanges(self, method: str) -> list[tuple[TraceMessage, TraceMessage | None]]:
+        """Each distinct request of ``method`` SIPp sent (retransmissions folded, by CSeq) with the final
+        response it received for it (None if none came)."""
+        pairs: dict[str, tuple[TraceMessage, TraceMessage | None]] = {}
+        for message in self.messages:
+            cseq = message.header("CSeq")
+            if cseq is None or cseq.split()[-1].upper() != method.upper():
+                continue
+            if message.sent and message.method == method and cseq not in pairs:
+                pairs[cseq] = (message, None)
+            elif not message.sent and (message.status or 0) >= 200 and cseq in pairs:
+                request, answered = pairs[cseq]
+                pairs[cseq] = (request, answered or message)
+        return list(pairs.values())
 
     def received(
         self, *, status: int | None = None, method: str | None = None, cseq: str | None = None
