@@ -2,7 +2,10 @@
 
 Feeds N simulated two-stream G.711 calls (50 packets/s per stream, 20 ms each) of pre-built packets in
 ticks, as MediaSession does, and reports CPU time per packet and CPU-seconds per call-hour. A bare loop that
-only appends the same packets to a list runs in the same process as the baseline.
+only appends the same packets to a list runs in the same process as the baseline. Extra rows: the recorder
+on calls that were paused and resumed before their media (what the pause check costs the plain path once a
+pause is over), and on SRTP calls (AES_CM_128_HMAC_SHA1_80 on both streams, decrypted by libsrtp before the
+timeline).
 
     .venv/bin/python load_tests/bench_media_pipeline.py --calls 200 1000 --seconds 5
 """
@@ -20,10 +23,13 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import pylibsrtp
+
 from media.codecs import codec_for
 from media.g711 import encode_ulaw
 from media.recorder import CallRecorder, StreamSpec
 from media.rtp import build_rtp
+from media.srtp import SrtpKey
 from media.writer import FlacWriter
 
 SAMPLE_RATE = 8000
@@ -99,8 +105,31 @@ def run_baseline(calls: int, ticks: list[tuple[float, Batch, Batch]]) -> tuple[f
     return time.process_time() - began, packets
 
 
+SRTP_KEY = SrtpKey(suite="AES_CM_128_HMAC_SHA1_80", key_salt=bytes(range(30)))
+
+
+def protect(ticks: list[tuple[float, Batch, Batch]]) -> list[tuple[float, Batch, Batch]]:
+    """The same ticks as the SRC would send them with SDES-keyed SRTP."""
+    policy = pylibsrtp.Policy(
+        key=SRTP_KEY.key_salt,
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    )
+    session = pylibsrtp.Session(policy=policy)
+    return [
+        (now, [(a, session.protect(d)) for a, d in caller], [(a, session.protect(d)) for a, d in callee])
+        for now, caller, callee in ticks
+    ]
+
+
 def run_pipeline(
-    calls: int, ticks: list[tuple[float, Batch, Batch]], every: int, directory: Path | None
+    calls: int,
+    ticks: list[tuple[float, Batch, Batch]],
+    every: int,
+    directory: Path | None,
+    *,
+    srtp: bool = False,
+    paused_before: bool = False,
 ) -> tuple[float, int, int, float]:
     """Add every tick, mix (and write) every ``every`` ticks, as MediaSession does.
 
@@ -108,11 +137,17 @@ def run_pipeline(
     """
     pcmu = codec_for("PCMU")
     assert pcmu is not None
+    key = SRTP_KEY if srtp else None
     specs = [
-        StreamSpec(index=0, channel=0, codec=pcmu, payload_type=0, telephone_event_pt=101),
-        StreamSpec(index=1, channel=1, codec=pcmu, payload_type=0, telephone_event_pt=101),
+        StreamSpec(index=0, channel=0, codec=pcmu, payload_type=0, telephone_event_pt=101, srtp=key),
+        StreamSpec(index=1, channel=1, codec=pcmu, payload_type=0, telephone_event_pt=101, srtp=key),
     ]
     recorders = [CallRecorder(streams=specs, channels=2) for _ in range(calls)]
+    if paused_before:
+        media_start = ticks[0][0] - (ticks[1][0] - ticks[0][0])  # one tick before the first: the first packet
+        for recorder in recorders:
+            recorder.set_paused(True, media_start - 2.0)
+            recorder.set_paused(False, media_start - 1.0)
     began = time.process_time()
     writers = (
         [FlacWriter(directory / f"call{i}.flac", 2, SAMPLE_RATE) for i in range(calls)] if directory else []
@@ -157,6 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     every = max(1, round(args.write_interval / args.tick))
     ticks = build_ticks(args.seconds, args.tick, start=1_700_000_000.0)
+    srtp_ticks = protect(ticks)
     print(
         f"{args.seconds:g} s of two-stream PCMU per call; add every {args.tick * 1000:g} ms, "
         f"mix and write every {every * args.tick * 1000:g} ms"
@@ -176,6 +212,14 @@ def main() -> None:
             runs.append((cpu, packets, frames, files_cpu, size))
         cpu, packets, frames, files_cpu, size = min(runs)
         rows.append(("recorder + FLAC", cpu, packets))
+        cpu, packets, _, _ = min(
+            run_pipeline(calls, ticks, every, None, paused_before=True) for _ in range(args.repeat)
+        )
+        rows.append(("recorder, after a pause", cpu, packets))
+        cpu, packets, _, _ = min(
+            run_pipeline(calls, srtp_ticks, every, None, srtp=True) for _ in range(args.repeat)
+        )
+        rows.append(("recorder + SRTP", cpu, packets))
         call_hours = calls * args.seconds / 3600
         for stage, cpu_s, n in rows:
             us = cpu_s / n * 1e6

@@ -1,21 +1,25 @@
 """Media pipeline: RTP in, aligned multi-channel audio out (receive → place by timestamp → mix → FLAC).
 
-``media`` never imports ``siprec_server`` or ``storage``. Everything except ``receiver``, ``session`` and
-``writer`` is sans-I/O.
+``media`` never imports ``siprec_server`` or ``storage``. Everything except ``receiver``, ``session``,
+``writer`` and ``mixdown`` is sans-I/O.
 """
 
 from media.codecs import SUPPORTED, Codec, codec_for
 from media.g711 import decode_alaw, decode_ulaw, encode_alaw, encode_ulaw
+from media.mixdown import write_mono_mix
 from media.ports import PortPool, PortsExhausted
 from media.receiver import RtpReceiver
 from media.recorder import CallRecorder, RecordingResult, StreamSpec
 from media.rtp import RtpHeader, build_rtp, is_rtcp, parse_rtp
 from media.session import MediaSession
+from media.srtp import SRTP_SUITES, SrtpDecryptor, SrtpKey
 from media.stats import StreamStats, StreamStatsSnapshot
 from media.timeline import StreamTimeline
-from media.writer import AudioWriter, FlacWriter, recorded_duration
+from media.writer import MAX_FLAC_CHANNELS, AudioWriter, FlacWriter, recorded_duration
 
 __all__ = [
+    "MAX_FLAC_CHANNELS",
+    "SRTP_SUITES",
     "SUPPORTED",
     "AudioWriter",
     "CallRecorder",
@@ -27,6 +31,8 @@ __all__ = [
     "RecordingResult",
     "RtpHeader",
     "RtpReceiver",
+    "SrtpDecryptor",
+    "SrtpKey",
     "StreamSpec",
     "StreamStats",
     "StreamStatsSnapshot",
@@ -40,4 +46,5 @@ __all__ = [
     "is_rtcp",
     "parse_rtp",
     "recorded_duration",
+    "write_mono_mix",
 ]

@@ -2,21 +2,29 @@
 
 Every stream has a :class:`StreamTimeline`; all share one ``origin``, the arrival time of the first packet the
 recorder saw, so their positions are comparable. Output starts at the earliest placed sample of any stream
-(the media start) and is emitted in wall-clock order once it is older than ``now - reorder_window``: a pause
+(the media start) and is emitted in wall-clock order once it is older than ``now - reorder_window``: a gap
 in the media stays on the timeline as silence. :meth:`CallRecorder.mix_final` completes the recording up to
-the end of the last packet of any stream, so a call that ends with its media is as long as its media span.
+the end of the last packet of any stream, or of the last pause if that ends later (a call held until it
+hangs up is recorded to its end), so a call that ends with its media is as long as its media span.
+
+Streams may join mid-call (:meth:`CallRecorder.add_stream`: silence before their first packet) and leave
+(:meth:`CallRecorder.remove_stream`: what they sent is kept). SRTP streams are decrypted batch by batch before
+their timeline sees them (:mod:`media.decrypt`). Pauses follow :mod:`media.pauses`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from media.codecs import Codec
+from media.decrypt import decrypt_batch
+from media.pauses import PauseState
+from media.srtp import SrtpDecryptor, SrtpKey
 from media.stats import StreamStats, StreamStatsSnapshot
 from media.timeline import StreamTimeline
 
@@ -27,23 +35,32 @@ Frames = npt.NDArray[np.int16]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamSpec:
-    """One received stream: ``index`` names it in :meth:`CallRecorder.add`; ``channel`` is where it goes."""
+    """One received stream: ``index`` names it in :meth:`CallRecorder.add`; ``channel`` is where it goes.
+
+    ``srtp`` is the SRC's SDES key (RFC 4568) when the stream is SRTP, ``None`` for plain RTP.
+    """
 
     index: int
     channel: int
     codec: Codec
     payload_type: int
     telephone_event_pt: int | None = None
+    srtp: SrtpKey | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordingResult:
-    """What was written: ``media_start`` is the wall time of the first frame, ``None`` without media."""
+    """What was written: ``media_start`` is the wall time of the first frame, ``None`` without media.
+
+    ``streams`` follows the order streams were given or added, removed ones included. ``pauses`` are the
+    intervals the whole recording was paused, as ``(start, end)`` seconds from the first frame.
+    """
 
     media_start: float | None
     duration: float
     frames: int
     streams: list[StreamStatsSnapshot]
+    pauses: list[tuple[float, float]] = field(default_factory=list)
 
 
 class CallRecorder:
@@ -51,11 +68,15 @@ class CallRecorder:
 
     __slots__ = (
         "_channels",
+        "_decryptors",
         "_emitted",
         "_frames",
         "_mixing",
         "_origin",
+        "_pauses",
         "_reorder_window",
+        "_retired",
+        "_retiring",
         "_sample_rate",
         "_specs",
         "_timelines",
@@ -76,29 +97,21 @@ class CallRecorder:
         self._channels = channels
         self._sample_rate = sample_rate
         self._reorder_window = reorder_window
-        self._specs = tuple(streams)
+        self._specs: list[StreamSpec] = []
         self._timelines: dict[int, StreamTimeline] = {}
-        for spec in self._specs:
-            if spec.index in self._timelines:
-                raise ValueError(f"stream index {spec.index} given twice")
-            if not 0 <= spec.channel < channels:
-                raise ValueError(f"stream {spec.index}: channel {spec.channel} not in 0..{channels - 1}")
-            if spec.codec.sample_rate != sample_rate:
-                raise ValueError(
-                    f"stream {spec.index}: {spec.codec.name} decodes at {spec.codec.sample_rate} Hz, "
-                    f"the recording is {sample_rate} Hz"
-                )
-            self._timelines[spec.index] = StreamTimeline(
-                codec=spec.codec, payload_type=spec.payload_type, telephone_event_pt=spec.telephone_event_pt
-            )
+        self._decryptors: dict[int, SrtpDecryptor] = {}
+        self._pauses = PauseState()
+        self._retiring: set[int] = set()  # removed streams whose audio is not all handed out yet
+        self._retired: set[int] = set()  # removed streams no longer mixed
         # (channel, timelines mixed into it); a channel with one stream is copied, with more summed.
-        self._mixing = tuple(
-            (channel, tuple(self._timelines[s.index] for s in self._specs if s.channel == channel))
-            for channel in range(channels)
-        )
+        self._mixing: tuple[tuple[int, tuple[StreamTimeline, ...]], ...] = ()
         self._origin: float | None = None
         self._emitted: int | None = None
         self._frames = 0
+        for spec in streams:
+            self._insert(spec)
+            self._pauses.add_stream(spec.index, 0.0)  # nothing is paused yet: no time is recorded
+        self._remix()
 
     @property
     def media_start(self) -> float | None:
@@ -112,27 +125,68 @@ class CallRecorder:
         """Frames handed out so far."""
         return self._frames
 
+    @property
+    def paused(self) -> bool:
+        """True while the recording as a whole is paused (see :mod:`media.pauses`)."""
+        return self._pauses.paused
+
     def stream_stats(self, stream_index: int) -> StreamStats:
         """The live (mutable) statistics of one stream."""
         return self._timelines[stream_index].stats
 
     def snapshots(self) -> list[StreamStatsSnapshot]:
-        """Statistics of every stream, in the order the streams were given."""
+        """Statistics of every stream, in the order the streams were given or added."""
         return [self._timelines[spec.index].stats.snapshot() for spec in self._specs]
 
+    def received_any(self) -> bool:
+        """True once any stream counted a valid RTP packet."""
+        return any(timeline.stats.packets for timeline in self._timelines.values())
+
+    def add_stream(self, spec: StreamSpec, now: float) -> None:
+        """A stream that joins mid-call at wall time ``now``: it is silent until its first packet, and paused
+        at once if the whole recording is. Its channel must be one of the recording's."""
+        timeline = self._insert(spec)
+        if self._emitted is not None:
+            timeline.seek(self._emitted)  # silence from where the recording stands
+        self._apply(self._pauses.add_stream(spec.index, now), now)
+        self._remix()
+
+    def remove_stream(self, stream_index: int, now: float) -> None:
+        """Stop expecting a stream (port 0 in a re-offer): what it sent is still handed out; stats are kept."""
+        if stream_index not in self._timelines:
+            raise ValueError(f"no stream {stream_index}")
+        if stream_index in self._retiring or stream_index in self._retired:
+            return
+        self._apply(self._pauses.remove_stream(stream_index, now), now)
+        self._retiring.add(stream_index)
+
     def set_paused(self, paused: bool, now: float) -> None:
-        """Pause or resume all streams from wall time ``now``: paused media becomes silence."""
-        for timeline in self._timelines.values():
-            if paused:
-                timeline.pause(now)
-            else:
-                timeline.resume(now)
+        """Pause or resume the whole recording from wall time ``now``: paused media becomes silence."""
+        self._apply(self._pauses.set_all(paused, now), now)
+
+    def set_stream_paused(self, stream_index: int, paused: bool, now: float) -> None:
+        """Pause or resume one stream from wall time ``now`` (e.g. its m-line went `a=inactive`)."""
+        self._apply(self._pauses.set_stream(stream_index, paused, now), now)
+
+    def pauses(self, now: float | None = None) -> list[tuple[float, float | None]]:
+        """Pause intervals so far as seconds from the first frame (empty before media); an open one ends at
+        ``now`` if given, else ``None``."""
+        start = self._start_wall()
+        if start is None:
+            return []
+        return self._pauses.offsets(start, None if now is None else now - start)
 
     def add(self, stream_index: int, packets: Sequence[tuple[float, bytes]]) -> None:
         """Place ``(arrival wall time, datagram)`` pairs received for one stream."""
         if not packets:
             return
         timeline = self._timelines[stream_index]
+        decryptor = self._decryptors.get(stream_index)
+        if decryptor is not None:
+            packets, failures = decrypt_batch(decryptor, packets)
+            timeline.stats.srtp_failures += failures
+            if not packets:
+                return
         if self._origin is None:
             self._origin = packets[0][0]
             for each in self._timelines.values():
@@ -146,20 +200,85 @@ class CallRecorder:
         until = math.floor((now - self._reorder_window - self._origin) * self._sample_rate)
         return self._render(until)
 
-    def mix_final(self) -> Frames | None:
-        """Everything up to the end of the last packet of any stream; call after the last :meth:`add`."""
+    def mix_final(self, now: float | None = None) -> Frames | None:
+        """Everything up to the end of the last packet of any stream, or of the last pause if later (one
+        still open ends at ``now``); call after the last :meth:`add`."""
         ends = [t.end_pos for t in self._timelines.values() if t.end_pos is not None]
         if not ends:
             return None
+        pause_end = self._pauses.last_end(now)
+        if pause_end is not None and self._origin is not None:
+            ends.append(math.floor((pause_end - self._origin) * self._sample_rate))
         return self._render(max(ends))
 
     def result(self) -> RecordingResult:
+        duration = self._frames / self._sample_rate
+        start = self.media_start
+        pauses = [] if start is None else self._pauses.offsets(start, duration)
         return RecordingResult(
-            media_start=self.media_start,
-            duration=self._frames / self._sample_rate,
+            media_start=start,
+            duration=duration,
             frames=self._frames,
             streams=self.snapshots(),
+            pauses=[(begin, duration if end is None else end) for begin, end in pauses],
         )
+
+    def _insert(self, spec: StreamSpec) -> StreamTimeline:
+        if spec.index in self._timelines:
+            raise ValueError(f"stream index {spec.index} given twice")
+        if not 0 <= spec.channel < self._channels:
+            raise ValueError(f"stream {spec.index}: channel {spec.channel} not in 0..{self._channels - 1}")
+        if spec.codec.sample_rate != self._sample_rate:
+            raise ValueError(
+                f"stream {spec.index}: {spec.codec.name} decodes at {spec.codec.sample_rate} Hz, "
+                f"the recording is {self._sample_rate} Hz"
+            )
+        timeline = StreamTimeline(
+            codec=spec.codec,
+            payload_type=spec.payload_type,
+            telephone_event_pt=spec.telephone_event_pt,
+            origin=self._origin,
+        )
+        if spec.srtp is not None:
+            self._decryptors[spec.index] = SrtpDecryptor(spec.srtp)
+        self._specs.append(spec)
+        self._timelines[spec.index] = timeline
+        return timeline
+
+    def _apply(self, changes: list[tuple[int, bool]], now: float) -> None:
+        for index, paused in changes:
+            if paused:
+                self._timelines[index].pause(now)
+            else:
+                self._timelines[index].resume(now)
+
+    def _remix(self) -> None:
+        mixed = [s for s in self._specs if s.index not in self._retired]
+        self._mixing = tuple(
+            (channel, tuple(self._timelines[s.index] for s in mixed if s.channel == channel))
+            for channel in range(self._channels)
+        )
+
+    def _retire(self, until: int) -> None:
+        """Stop mixing removed streams whose audio has all been handed out."""
+        done = [
+            index
+            for index in self._retiring
+            if (end := self._timelines[index].end_pos) is None or end <= until
+        ]
+        if done:
+            self._retiring.difference_update(done)
+            self._retired.update(done)
+            self._remix()
+
+    def _start_wall(self) -> float | None:
+        """Wall time of the first frame: handed out already, or what will be the first."""
+        if self._origin is None:
+            return None
+        if self._emitted is not None:
+            return self._origin + (self._emitted - self._frames) / self._sample_rate
+        starts = [t.start_pos for t in self._timelines.values() if t.start_pos is not None]
+        return self._origin + min(starts) / self._sample_rate if starts else None
 
     def _render(self, until: int) -> Frames | None:
         emitted = self._emitted
@@ -188,4 +307,6 @@ class CallRecorder:
                 out[:, channel] = total
         self._emitted = until
         self._frames += count
+        if self._retiring:
+            self._retire(until)
         return out

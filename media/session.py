@@ -4,6 +4,11 @@ Every ``tick`` seconds the session drains each receiver into the :class:`CallRec
 ``write_interval`` seconds it also writes the frames that became final (larger writes cost libFLAC and the
 executor hand-off less per second of audio). Writes run in a thread executor so the event loop never waits
 for the disk; they are strictly sequential because the tick awaits each write before it goes on.
+
+Mid-call changes come from re-offers: :meth:`MediaSession.add_stream` binds a receiver for a new m-line,
+:meth:`MediaSession.remove_stream` releases one (port 0), :meth:`MediaSession.set_paused` and
+:meth:`MediaSession.set_stream_paused` follow hold and `a=inactive`. Pause times are read from the wall clock,
+the clock the receivers stamp arrivals with.
 """
 
 from __future__ import annotations
@@ -35,14 +40,20 @@ class MediaSession:
         writer: AudioWriter,
         tick: float,
         write_interval: float,
+        host: str | None = None,
     ) -> None:
-        self._receivers = tuple(receivers)
+        """``host`` is where :meth:`add_stream` binds; by default the first receiver's address."""
+        self._receivers: dict[int, tuple[StreamSpec, RtpReceiver]] = {
+            spec.index: (spec, receiver) for spec, receiver in receivers
+        }
+        self._host = host if host is not None else next((r.host for _, r in receivers), None)
         self._recorder = recorder
         self._writer = writer
         self._tick = tick
         self._write_interval = write_interval
         self._write: asyncio.Future[None] | None = None
         self._result: RecordingResult | None = None
+        self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     @classmethod
@@ -82,22 +93,78 @@ class MediaSession:
             await asyncio.gather(*(receiver.wait_closed() for _, receiver in receivers))
             raise
         return cls(
-            receivers=receivers, recorder=recorder, writer=writer, tick=tick, write_interval=write_interval
+            receivers=receivers,
+            recorder=recorder,
+            writer=writer,
+            tick=tick,
+            write_interval=write_interval,
+            host=host,
         )
 
+    @property
+    def paused(self) -> bool:
+        """True while the recording as a whole is paused."""
+        return self._recorder.paused
+
     def set_paused(self, paused: bool) -> None:
-        """Pause or resume now: media received while paused is dropped; the timeline keeps silence."""
+        """Pause or resume the whole recording now (hold, API): media and telephone events received while
+        paused are dropped (``suppressed``); the timeline keeps running as silence and the interval is kept."""
         self._recorder.set_paused(paused, time.time())
 
+    def set_stream_paused(self, index: int, paused: bool) -> None:
+        """Pause or resume one stream now (its m-line went `a=inactive`, or back); ``index`` is its
+        :attr:`StreamSpec.index`. When every stream is paused, the recording counts as paused."""
+        self._recorder.set_stream_paused(index, paused, time.time())
+
+    def pauses(self) -> list[tuple[float, float | None]]:
+        """Pause intervals of the whole recording so far, seconds from the first frame; the end of an open
+        one is ``None``. Empty until media arrived."""
+        return self._recorder.pauses()
+
+    async def add_stream(self, port: int, spec: StreamSpec) -> None:
+        """Bind ``port`` (and ``port + 1``) for a stream that joins now, into the same recording at its real
+        time offset (silence before it). ``spec.index`` must be new and ``spec.channel`` one of the file's.
+
+        Raises ``OSError`` if the port cannot be bound (nothing changes then), ``ValueError`` for a bad spec.
+        """
+        if self._closing:
+            raise RuntimeError("the media session is closed")
+        if spec.index in self._receivers or self._host is None:
+            raise ValueError(f"stream {spec.index} cannot be added: index taken or no listen address")
+        receiver = await RtpReceiver.open(self._host, port)
+        try:
+            self._recorder.add_stream(spec, time.time())
+        except BaseException:
+            receiver.close()
+            await receiver.wait_closed()
+            raise
+        self._receivers[spec.index] = (spec, receiver)
+
+    async def remove_stream(self, index: int) -> StreamStatsSnapshot:
+        """Stop receiving a stream (port 0 in a re-offer) and release its ports: what it sent stays in the
+        recording, its statistics in the result. Returns them as they stand. The ports are free on return."""
+        entry = self._receivers.pop(index, None)
+        if entry is None:
+            raise ValueError(f"stream {index} is not being received")
+        spec, receiver = entry
+        receiver.close()
+        packets = receiver.drain()
+        if packets:
+            self._recorder.add(spec.index, packets)
+            self._recorder.stream_stats(spec.index).remote = receiver.remote
+        self._recorder.remove_stream(spec.index, time.time())
+        await receiver.wait_closed()
+        return self._recorder.stream_stats(spec.index).snapshot()
+
     def stats(self) -> list[StreamStatsSnapshot]:
-        """Live statistics, one per stream in the order given to :meth:`open`."""
+        """Live statistics, one per stream in the order streams were opened or added (removed ones too)."""
         self._collect()
         return self._recorder.snapshots()
 
     def received_any(self) -> bool:
         """True once any valid RTP packet arrived on any stream."""
         self._collect()
-        return any(self._recorder.stream_stats(spec.index).packets for spec, _ in self._receivers)
+        return self._recorder.received_any()
 
     async def close(self) -> RecordingResult:
         """Stop receiving, write the rest of the media and close the file.
@@ -106,33 +173,37 @@ class MediaSession:
         """
         if self._result is not None:
             return self._result
+        self._closing = True
         loop = asyncio.get_running_loop()
         self._task.cancel()
         await asyncio.wait({self._task})
         failure = None if self._task.cancelled() else self._task.exception()
-        for _, receiver in self._receivers:
+        receivers = list(self._receivers.values())
+        for _, receiver in receivers:
             receiver.close()
         try:
             if self._write is not None:
                 await self._write  # the write a cancelled tick left running: keep the order of frames
             if failure is None:
                 self._collect()
-                frames = self._recorder.mix_final()
+                frames = self._recorder.mix_final(time.time())
                 if frames is not None:
                     await loop.run_in_executor(None, self._writer.write, frames)
         except Exception as exc:
             failure = failure or exc
         finally:
             await loop.run_in_executor(None, self._writer.close)
-            await asyncio.gather(*(receiver.wait_closed() for _, receiver in self._receivers))
+            await asyncio.gather(*(receiver.wait_closed() for _, receiver in receivers))
         self._result = self._recorder.result()
         if failure is not None:
             raise failure
         log.info(
-            "recording closed: %.2f s of media from %s; per stream (packets, lost, late): %s",
+            "recording closed: %.2f s of media from %s, paused %s; per stream (packets, lost, late, srtp "
+            "failures): %s",
             self._result.duration,
             self._result.media_start,
-            [(s.packets, s.lost, s.late) for s in self._result.streams],
+            self._result.pauses,
+            [(s.packets, s.lost, s.late, s.srtp_failures) for s in self._result.streams],
         )
         return self._result
 
@@ -159,7 +230,7 @@ class MediaSession:
 
     def _collect(self) -> None:
         recorder = self._recorder
-        for spec, receiver in self._receivers:
+        for spec, receiver in self._receivers.values():
             packets = receiver.drain()
             if packets:
                 recorder.add(spec.index, packets)

@@ -57,11 +57,11 @@ class SrtpDecryptor:
     def unprotect(self, packet: bytes) -> bytes | None:
         try:
             return bytes(self._session.unprotect(packet))
-        except pylibsrtp.Error:  # authentication failure, replay, or garbage (RFC 3711 §3.3)
+        except (pylibsrtp.Error, ValueError):  # auth failure, replay, garbage (RFC 3711 §3.3), oversize
             return None
 
     def unprotect_rtcp(self, packet: bytes) -> bytes | None:
         try:
             return bytes(self._session.unprotect_rtcp(packet))
-        except pylibsrtp.Error:
+        except (pylibsrtp.Error, ValueError):
             return None

@@ -6,6 +6,9 @@ recorder shares between all streams of a call). The first packet of a source anc
 clock, with 32-bit wrap-around (RFC 3550 §5.1). A new SSRC re-anchors from arrival; so does a timestamp more
 than one second away from what its arrival time says, once the next packet confirms the jump.
 
+A new SSRC is on probation (:mod:`media.probation`) until it has proven itself: stray or forged datagrams
+neither start the stream nor take it over, and a source sending alongside the current one never does.
+
 Reordering needs no queue: placement is by timestamp, and the caller delays :meth:`StreamTimeline.take` by its
 reorder window. Gaps (loss, DTX, pauses) stay silent. A packet whose place was already taken is late.
 
@@ -24,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media.codecs import Codec
+from media.probation import Probation
 from media.rtp import HEADER, RtpHeader, is_rtcp, parse_rtp
 from media.samplebuffer import SampleBuffer
 from media.sequence import MAX_DROPOUT, SequenceTracker
@@ -35,6 +39,7 @@ Pcm = npt.NDArray[np.int16]
 
 _TS_HALF = 1 << 31
 _JUMP_SECONDS = 1.0
+_COMFORT_NOISE = 13  # RFC 3551 §6 static payload type CN (RFC 3389)
 _NEVER = -(1 << 62)
 
 
@@ -46,12 +51,14 @@ class StreamTimeline:
         "_anchor_ts",
         "_anchored",
         "_buffer",
+        "_current_seen",
         "_decode",
         "_den",
         "_held",
         "_jump",
         "_num",
         "_pauses",
+        "_probation",
         "_pt",
         "_seq",
         "_ssrc",
@@ -88,6 +95,8 @@ class StreamTimeline:
         self._anchor_pos = 0
         self._anchor_ts = 0
         self._held: tuple[float, int, bytes] | None = None  # a packet whose timestamp jumped, unconfirmed
+        self._probation = Probation()
+        self._current_seen: float | None = None  # arrival of the current source's latest packet
         self._pauses: list[list[float]] = []
         self._buffer = SampleBuffer(codec.sample_rate)
 
@@ -188,6 +197,8 @@ class StreamTimeline:
             n_slow += 1
             tracker.ext_max = ext_max
             tracker.received = received
+            if last_fast and (self._current_seen is None or last_fast > self._current_seen):
+                self._current_seen = last_fast  # the probation of another source asks when we last heard
             self._slow(arrival, data, checking, floor, payloads, positions)
             ext_max = tracker.ext_max
             received = tracker.received
@@ -206,6 +217,7 @@ class StreamTimeline:
             stats.packets += n_fast
             stats.bytes += n_bytes
             stats.last_packet_at = max(stats.last_packet_at or last_fast, last_fast)
+            self._current_seen = max(self._current_seen or last_fast, last_fast)
         stats.lost = tracker.lost
         if payloads:
             self._place(payloads, positions)
@@ -228,29 +240,69 @@ class StreamTimeline:
         if header is None:
             stats.invalid += 1
             return
+        if header.ssrc == self._ssrc:
+            self._accept(arrival, data, header, checking, floor, payloads, positions)
+            return
+        stats.invalid += 1  # until its source is proven
+        pt = header.payload_type
+        if pt != self._pt and pt != self._te_pt and pt != _COMFORT_NOISE:
+            return  # a payload type this stream never carries proves no source
+        proven = self._probation.offer(arrival, data, header, self._current_seen)
+        if proven:
+            stats.invalid -= len(proven)
+            self._switch(proven[0][0], proven[0][2])
+            for held_arrival, held_data, held_header in proven:
+                self._accept(held_arrival, held_data, held_header, checking, floor, payloads, positions)
+
+    def _switch(self, arrival: float, header: RtpHeader) -> None:
+        """A new source: restart sequence accounting (RFC 3550 A.1) and re-anchor from arrival."""
+        stats = self.stats
+        if self._ssrc == -1:
+            stats.first_packet_at = arrival
+        else:
+            stats.ssrc_changes += 1
+        stats.ssrc = self._ssrc = header.ssrc
+        self._seq.start(header.sequence)
+        self._anchored = False
+        self._held = None
+
+    def _accept(
+        self,
+        arrival: float,
+        data: bytes,
+        header: RtpHeader,
+        checking: bool,
+        floor: int,
+        payloads: list[bytes],
+        positions: list[int],
+    ) -> None:
+        """An RTP packet of the current source: count it, then place it unless it is not audio for us."""
+        stats = self.stats
         stats.packets += 1
         stats.bytes += len(data)
         stats.last_packet_at = arrival
-        if header.ssrc != self._ssrc:
-            # A new source: restart sequence accounting (RFC 3550 A.1) and re-anchor from arrival.
-            if self._ssrc == -1:
-                stats.first_packet_at = arrival
+        self._current_seen = arrival
+        pt = header.payload_type
+        if pt != self._pt and pt != self._te_pt and pt != _COMFORT_NOISE:
+            # RFC 3550 §5.1: a payload type we do not understand is ignored, also by the sequence accounting,
+            # so a stray or forged packet cannot take the place of an audio packet's sequence number.
+            if checking and self._paused_at(arrival):
+                stats.suppressed += 1
             else:
-                stats.ssrc_changes += 1
-            stats.ssrc = self._ssrc = header.ssrc
-            self._seq.start(header.sequence)
-            self._anchored = False
-            self._held = None
+                stats.other_payload += 1
+            return
         fresh = self._seq.accept(header.sequence)
-        if header.payload_type != self._pt:
+        if pt != self._pt:
             if not fresh:
                 return  # e.g. the repeated final packet of a telephone event (RFC 4733 §2.5.1.4)
             if checking and self._paused_at(arrival):
                 stats.suppressed += 1
-            elif header.payload_type == self._te_pt:
+            elif pt == self._te_pt:
                 stats.telephone_events += 1
             else:
-                stats.other_payload += 1  # e.g. comfort noise (RFC 3389): kept out of the audio
+                stats.other_payload += (
+                    1  # comfort noise (RFC 3389): part of the sequence, kept out of the audio
+                )
             return
         if not fresh:
             stats.duplicated += 1

@@ -22,7 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
-__all__ = ["AudioWriter", "FlacWriter", "recorded_duration"]
+__all__ = ["MAX_FLAC_CHANNELS", "AudioWriter", "FlacWriter", "recorded_duration"]
+
+MAX_FLAC_CHANNELS = 8  # RFC 9639 §9.1.3: the frame header's channel field codes 1-8 independent channels
 
 _STREAMINFO_AT = 8  # "fLaC" marker, then the 4-octet header of the first metadata block: STREAMINFO
 _TOTAL_SAMPLES_AT = _STREAMINFO_AT + 10  # 64 bits: rate (20), channels - 1 (3), bits - 1 (5), total (36)
@@ -55,6 +57,8 @@ class FlacWriter:
         """``compression_level`` 0.0-1.0 maps to FLAC levels 0-8. G.711-sourced audio carries µ-law
         quantisation noise that LPC cannot remove: on such speech the higher levels produced files of the
         same size for ~30% more CPU, hence level 0."""
+        if not 1 <= channels <= MAX_FLAC_CHANNELS:
+            raise ValueError(f"FLAC holds 1 to {MAX_FLAC_CHANNELS} channels, not {channels}")
         self._path = os.fspath(path)
         self._channels = channels
         self._file = soundfile.SoundFile(

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import struct
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
+import pylibsrtp
 
 from media.codecs import Codec, codec_for
-from media.g711 import encode_ulaw
+from media.g711 import decode_ulaw, encode_ulaw
+from media.recorder import CallRecorder
+from media.srtp import SrtpKey, key_salt_length
+from media.writer import AudioWriter
 
 SAMPLE_RATE = 8000
 PTIME = 0.02
@@ -103,3 +109,85 @@ def rtcp_receiver_report(ssrc: int) -> bytes:
 def telephone_event(event: int, *, end: bool, volume: int = 10, duration: int = 800) -> bytes:
     """An RFC 4733 §2.3 named-event payload."""
     return struct.pack("!BBH", event, (0x80 if end else 0) | volume, duration)
+
+
+SRTP_PROFILES = {
+    "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+    "AEAD_AES_128_GCM": pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    "AEAD_AES_256_GCM": pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+}
+
+
+class SrtpSrc:
+    """The SRC's side of SDES-keyed SRTP: protects what it sends with its own master key (RFC 4568)."""
+
+    def __init__(self, suite: str, seed: int) -> None:
+        self.key = SrtpKey(suite=suite, key_salt=random.Random(seed).randbytes(key_salt_length(suite)))
+        policy = pylibsrtp.Policy(
+            key=self.key.key_salt,
+            ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=SRTP_PROFILES[suite],
+        )
+        self._session = pylibsrtp.Session(policy=policy)
+
+    def protect(self, packets: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
+        return [(arrival, self._session.protect(data)) for arrival, data in packets]
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return self._session.protect_rtcp(data)
+
+
+Packets = list[tuple[float, bytes]]
+
+
+def g711(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """What a recording holds for these samples: their G.711 µ-law rendition."""
+    return decode_ulaw(encode_ulaw(samples))
+
+
+def simulate(
+    recorder: CallRecorder,
+    legs: dict[int, Packets],
+    *,
+    start: float,
+    end: float,
+    events: Sequence[tuple[float, Callable[[float], None]]] = (),
+    tick: float = 0.2,
+    write_every: int = 5,
+    writer: AudioWriter | None = None,
+) -> npt.NDArray[np.int16]:
+    """Drive ``recorder`` as MediaSession does, on a fake clock: every ``tick`` run the events that fell due
+    (each at its own time), add what each leg received since the last tick, and every ``write_every`` ticks
+    mix (and write); at ``end`` (the hang-up) mix the rest. Returns every frame handed out."""
+    chunks: list[npt.NDArray[np.int16]] = []
+    queue = sorted(events, key=lambda event: event[0])
+    cursors = dict.fromkeys(legs, 0)
+    k = 0
+    while True:
+        k += 1
+        now = min(start + k * tick, end)
+        while queue and queue[0][0] <= now:
+            at, action = queue.pop(0)
+            action(at)
+        for index, packets in legs.items():
+            first = last = cursors[index]
+            while last < len(packets) and packets[last][0] < now:
+                last += 1
+            recorder.add(index, packets[first:last])
+            cursors[index] = last
+        if now >= end:
+            frames = recorder.mix_final(end)
+        elif k % write_every == 0:
+            frames = recorder.mix(now)
+        else:
+            continue
+        if frames is not None:
+            chunks.append(frames)
+            if writer is not None:
+                writer.write(frames)
+        if now >= end:
+            break
+    if writer is not None:
+        writer.close()
+    return np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.int16)

@@ -8,7 +8,20 @@ from pathlib import Path
 import pytest
 
 MEDIA = Path(__file__).resolve().parents[3] / "media"
-CORES = ["rtp", "g711", "codecs", "stats", "sequence", "samplebuffer", "timeline", "recorder", "ports"]
+CORES = [
+    "rtp",
+    "g711",
+    "codecs",
+    "stats",
+    "sequence",
+    "samplebuffer",
+    "timeline",
+    "recorder",
+    "ports",
+    "probation",
+    "pauses",
+    "decrypt",
+]
 IO_MODULES = {"asyncio", "socket", "selectors", "time", "threading", "soundfile", "os", "datetime"}
 
 

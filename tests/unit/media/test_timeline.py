@@ -398,3 +398,61 @@ def test_sample_rate_above_the_rtp_clock_rate_scales_positions() -> None:
     want[10 * 2 * SAMPLES : 11 * 2 * SAMPLES] = 0
     assert np.array_equal(out, want)
     assert line.stats.lost == 1
+
+
+def stray(i: int, rng: random.Random) -> bytes:
+    """Well-formed RTP from nowhere: a random SSRC, sequence and timestamp, the audio payload type."""
+    return rtp(rng.getrandbits(16), rng.getrandbits(32), rng.getrandbits(32), rng.randbytes(160))
+
+
+def test_stray_rtp_neither_starts_nor_interrupts_the_stream() -> None:
+    rng = random.Random(11)
+    packets: Packets = [(T0 - 0.5, stray(0, rng))]  # arrives first: must not anchor anything
+    for i, (arrival, data) in enumerate(STREAM):
+        packets.append((arrival, data))
+        if i % 3 == 0:
+            packets.append((arrival + 0.001, stray(i, rng)))
+    line = timeline()
+    for batch in in_batches(packets, 9):
+        line.add(batch)
+    assert line.start_pos == 0
+    assert np.array_equal(line.take(8000), expected(AUDIO))
+    stats = line.stats
+    assert (stats.packets, stats.invalid, stats.ssrc, stats.ssrc_changes) == (50, 18, SSRC, 0)
+    assert stats.first_packet_at == T0
+
+
+def test_a_second_source_sending_alongside_never_takes_over() -> None:
+    # A stale sender keeps streaming to the port, interleaved with the real one and often twice in a row.
+    other = pcmu_stream(tone(1000, 50 * SAMPLES), ssrc=0x0DD, seq0=7, ts0=0, start=T0 + 0.005)
+    packets = sorted([*STREAM, *[(a + (k % 4 == 0) * 0.016, d) for k, (a, d) in enumerate(other)]])
+    line = timeline()
+    for batch in in_batches(packets, 10):
+        line.add(batch)
+    assert np.array_equal(line.take(8000), expected(AUDIO))
+    assert (line.stats.ssrc, line.stats.ssrc_changes, line.stats.packets) == (SSRC, 0, 50)
+
+
+def test_seamless_source_change_loses_nothing() -> None:
+    # The new source starts one packet time after the old one's last packet; it is recorded once proven.
+    second = tone(1000, 25 * SAMPLES)
+    after = pcmu_stream(second, ssrc=0x0BADCAFE, seq0=40000, ts0=5, start=T0 + 50 * PTIME)
+    line = timeline()
+    for batch in in_batches([*STREAM, *after], 10):
+        line.add(batch)
+    out = line.take(8000 + len(second))
+    assert np.array_equal(out, np.concatenate([expected(AUDIO), expected(second)]))
+    stats = line.stats
+    assert (stats.ssrc, stats.ssrc_changes, stats.packets, stats.invalid, stats.lost) == (
+        0x0BADCAFE,
+        1,
+        75,
+        0,
+        0,
+    )
+
+
+def test_single_packet_of_a_source_is_not_recorded() -> None:
+    line = timeline()
+    line.add(STREAM[:1])
+    assert (line.start_pos, line.stats.packets, line.stats.invalid) == (None, 0, 1)

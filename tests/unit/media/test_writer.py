@@ -111,3 +111,16 @@ def test_wrong_shapes_and_writes_after_close_are_refused(tmp_path: Path) -> None
         writer.write(np.zeros((10, 2), dtype=np.int16))
     assert writer.frames == 0
     assert not path.exists()  # nothing written: no (empty, non-FLAC) file is left behind
+
+
+def test_flac_holds_one_to_eight_channels(tmp_path: Path) -> None:
+    frames = np.tile(np.arange(-4000, 4000, dtype=np.int16)[:, None], (1, 8))
+    writer = FlacWriter(tmp_path / "eight.flac", 8, 8000)
+    writer.write(frames)
+    writer.close()
+    data, _ = soundfile.read(tmp_path / "eight.flac", dtype="int16")
+    assert np.array_equal(data, frames)
+    for channels in (0, 9):
+        with pytest.raises(ValueError, match="1 to 8 channels"):
+            FlacWriter(tmp_path / f"{channels}.flac", channels, 8000)
+        assert not (tmp_path / f"{channels}.flac").exists()
