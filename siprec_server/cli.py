@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-host", metavar="ADDR", help="address for HTTP (default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, metavar="N", help="HTTP port (default 8080)")
     serve.add_argument("--rtp-ports", metavar="A-B", help="RTP port range (default 20000-39999)")
+    serve.add_argument("--tls-port", type=int, metavar="N", help="SIP over TLS port (default 5061; 0: off)")
+    serve.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate (chain) for TLS (default: self-signed under the data dir)",
+    )
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
 
     recordings = commands.add_parser("recordings", help="inspect the recordings catalogue")
     actions = recordings.add_subparsers(dest="action", required=True)
@@ -82,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             http_host=args.http_host,
             http_port=args.http_port,
             rtp_ports=args.rtp_ports,
+            tls_port=args.tls_port,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
         )
     try:
         config = load_config(config_file=args.config, overrides=overrides)

@@ -6,7 +6,9 @@ into a frozen :class:`Config`; a bad value raises :class:`ConfigError` naming th
 TOML layout (all keys optional)::
 
     data_dir = "/var/lib/hangtar"
-    [sip]       host, port, advertised_host
+    [sip]       host, port, advertised_host, srtp = "allow"   # off | allow | require (UDP and TCP)
+    [tls]       port = 5061 (0: off), certificate, key (PEM files; none: a self-signed pair under
+                <data_dir>/tls), srtp = "allow"
     [rtp]       host, ports = "20000-39999"
     [http]      host, port
     [database]  dsn                       # empty: embedded PostgreSQL under <data_dir>/pg
@@ -14,7 +16,7 @@ TOML layout (all keys optional)::
     [log]       level
 
 Environment variables are ``HANGTAR_<SECTION>_<KEY>`` (``HANGTAR_SIP_PORT``, ``HANGTAR_RTP_PORTS``,
-``HANGTAR_DATABASE_DSN``) and ``HANGTAR_DATA_DIR`` for the top-level key.
+``HANGTAR_DATABASE_DSN``, ``HANGTAR_TLS_CERTIFICATE``) and ``HANGTAR_DATA_DIR`` for the top-level key.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Config", "ConfigError", "load_config"]
+__all__ = ["SRTP_POLICIES", "Config", "ConfigError", "load_config"]
+
+SRTP_POLICIES = ("off", "allow", "require")  # the values of siprec.crypto.SrtpPolicy
 
 
 class ConfigError(Exception):
@@ -41,6 +45,11 @@ class Config:
     sip_host: str = "0.0.0.0"  # noqa: S104 - an SRS listens for SBCs on every interface by default
     sip_port: int = 5060
     sip_advertised_host: str = ""  # address put in Contact and SDP; empty: derived from sip_host
+    sip_srtp: str = "allow"  # SRTP policy for calls over UDP and TCP
+    tls_port: int = 5061  # SIP over TLS; 0 turns the listener off
+    tls_cert: str = ""  # PEM certificate (chain); empty with tls_key empty: self-signed under data_dir/tls
+    tls_key: str = ""  # PEM private key
+    tls_srtp: str = "allow"  # SRTP policy for calls over TLS
     rtp_host: str = ""  # empty: same as sip_host
     rtp_port_min: int = 20000
     rtp_port_max: int = 39999
@@ -72,6 +81,18 @@ class Config:
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
 
+    @property
+    def tls_cert_path(self) -> Path | None:
+        return Path(self.tls_cert).expanduser() if self.tls_cert else None
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return Path(self.tls_key).expanduser() if self.tls_key else None
+
+    def srtp_policy(self, transport: str) -> str:
+        """The SRTP policy of the listener a call came in on (``"udp"``, ``"tcp"`` or ``"tls"``)."""
+        return self.tls_srtp if transport.lower() == "tls" else self.sip_srtp
+
 
 # (section, key) in TOML/env -> Config attribute
 _KEYS: dict[tuple[str, str], str] = {
@@ -79,6 +100,11 @@ _KEYS: dict[tuple[str, str], str] = {
     ("sip", "host"): "sip_host",
     ("sip", "port"): "sip_port",
     ("sip", "advertised_host"): "sip_advertised_host",
+    ("sip", "srtp"): "sip_srtp",
+    ("tls", "port"): "tls_port",
+    ("tls", "certificate"): "tls_cert",
+    ("tls", "key"): "tls_key",
+    ("tls", "srtp"): "tls_srtp",
     ("rtp", "host"): "rtp_host",
     ("rtp", "ports"): "rtp_ports",
     ("http", "host"): "http_host",
@@ -90,6 +116,9 @@ _KEYS: dict[tuple[str, str], str] = {
     ("recording", "max_calls"): "max_calls",
     ("log", "level"): "log_level",
 }
+
+
+_LOWERCASE = frozenset({"sip_srtp", "tls_srtp"})
 
 
 def load_config(
@@ -182,7 +211,7 @@ def _apply(config: Config, attr: str, raw: Any, origin: str) -> Config:
         else:
             if not isinstance(raw, str):
                 raise ValueError
-            value = raw.strip()
+            value = raw.strip().lower() if attr in _LOWERCASE else raw.strip()
     except (TypeError, ValueError):
         raise ConfigError(f"{origin}: expected {kind.lower()}, got {raw!r}") from None
     return replace(config, **{attr: value})
@@ -216,6 +245,7 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{name.replace('_', ' ')} {host!r} is not an IP address or host name")
     if config.sip_port in range(config.rtp_port_min, config.rtp_port_max + 1):
         raise ConfigError(f"sip port {config.sip_port} lies inside the RTP port range")
+    _validate_tls(config)
     for name in ("reorder_window", "no_media_timeout", "shutdown_grace"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name.replace('_', ' ')} must not be negative")
@@ -225,6 +255,26 @@ def _validate(config: Config) -> None:
         raise ConfigError("max calls must be at least 1")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log level {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+
+
+def _validate_tls(config: Config) -> None:
+    for name in ("sip_srtp", "tls_srtp"):
+        if getattr(config, name) not in SRTP_POLICIES:
+            raise ConfigError(
+                f"{name.replace('_', ' ')} {getattr(config, name)!r} is not one of {', '.join(SRTP_POLICIES)}"
+            )
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError(
+            "tls certificate and tls key must be given together (or neither, for a self-signed pair)"
+        )
+    if config.tls_port == 0:
+        return
+    if not 1 <= config.tls_port <= 65535:
+        raise ConfigError(f"tls port {config.tls_port} is not a port number (1-65535, or 0 to turn TLS off)")
+    if config.tls_port in (config.sip_port, config.http_port):
+        raise ConfigError(f"tls port {config.tls_port} is already the sip or http port")
+    if config.tls_port in range(config.rtp_port_min, config.rtp_port_max + 1):
+        raise ConfigError(f"tls port {config.tls_port} lies inside the RTP port range")
 
 
 def _valid_host(host: str) -> bool:

@@ -1,7 +1,8 @@
 """``hangtar serve``: the server process's lifecycle.
 
 Start: database (embedded unless a DSN is configured) and migrations → recovery of recordings a previous process
-left unfinished → SIP listeners (UDP and TCP), RTP port pool, HTTP (/healthz, /metrics).
+left unfinished → SIP listeners (UDP and TCP, and TLS unless its port is 0), RTP port pool, HTTP (/healthz,
+/metrics).
 Stop (SIGTERM/SIGINT): refuse new calls (503), let active recordings finish for the grace period, BYE the rest,
 finalise their files, close everything and exit 0.
 """
@@ -27,6 +28,7 @@ from .config import Config
 from .http import HttpServer, build_app
 from .metrics import Metrics
 from .sip import SipEndpoint
+from .tls import TlsSetup, client_context, load_tls
 from .transport import SipDriver
 
 __all__ = ["run_server"]
@@ -66,6 +68,12 @@ async def run_server(config: Config) -> int:
         driver = SipDriver(endpoint, manager.on_event)
         manager.attach(driver)
         await driver.listen(config.sip_host, config.sip_port)
+        tls: TlsSetup | None = None
+        if config.tls_port:
+            tls = await asyncio.to_thread(load_tls, config, now=datetime.now(UTC))
+            await driver.listen_tls(
+                config.sip_host, config.tls_port, tls.context, client_context=client_context()
+            )
 
         metrics.watch_sip(lambda: endpoint.counters)
         metrics.watch_rtp(manager.rtp_totals)
@@ -102,7 +110,7 @@ async def run_server(config: Config) -> int:
             loop.create_task(_watch_loop_lag(metrics)),
             loop.create_task(_check_media(manager)),
         ]
-        _announce(config, storage.dsn_kind)
+        _announce(config, storage.dsn_kind, tls)
 
         await stop.wait()
         log.info("shutting down: refusing new calls, %d active", manager.active_calls)
@@ -162,11 +170,17 @@ async def _check_media(manager: CallManager) -> None:
         manager.check_calls()
 
 
-def _announce(config: Config, dsn_kind: str) -> None:
+def _announce(config: Config, dsn_kind: str, tls: TlsSetup | None) -> None:
     """What an operator (and `make run`) needs to see: where we listen. Goes to stdout."""
     lines = [
         f"hangtar {product_version()} ready",
         f"  SIP   udp+tcp {config.sip_host}:{config.sip_port} (advertised as {config.advertised_host})",
+    ]
+    if tls is not None:
+        kind = "self-signed certificate" if tls.self_signed else "certificate"
+        lines.append(f"  SIP   tls {config.sip_host}:{config.tls_port} ({kind} {tls.certificate})")
+        lines.append(f"        certificate SHA-256 {tls.fingerprint}")
+    lines += [
         f"  RTP   {config.media_host} ports {config.rtp_port_min}-{config.rtp_port_max}",
         f"  HTTP  http://{config.http_host}:{config.http_port}/healthz  /metrics",
         f"  data  {config.data_dir.resolve()} (database: {dsn_kind})",

@@ -1,8 +1,9 @@
-"""asyncio glue around the sans-I/O :class:`SipEndpoint`: UDP and TCP sockets, one timer, event dispatch.
+"""asyncio glue around the sans-I/O :class:`SipEndpoint`: UDP, TCP and TLS sockets, one timer, event dispatch.
 
 The driver feeds every datagram or framed stream message to the endpoint, sends what it wants sent, re-arms a single
 timer at the endpoint's earliest deadline and hands events to the application callback. Nothing here knows SIP
-beyond stream framing.
+beyond stream framing. SIP over TLS is framed like TCP (RFC 3261 §18.3, §26.2); its messages reach the endpoint
+with ``Address(transport="tls")``, so responses and our requests in its dialogs go back over the same connection.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
 from collections.abc import Callable
 
@@ -20,6 +22,7 @@ __all__ = ["SipDriver"]
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[SipEvent], None]
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a new TLS connection may take to complete its handshake
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -42,6 +45,8 @@ class SipDriver:
         self._handler = handler
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
+        self._tls_client: ssl.SSLContext | None = None
         self._writers: dict[int, asyncio.StreamWriter] = {}
         self._connection_ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
@@ -53,15 +58,38 @@ class SipDriver:
             lambda: _UdpProtocol(self), local_addr=(host, port)
         )
         self._udp = transport
-        self._tcp_server = await asyncio.start_server(self._serve_stream, host, port)
+        self._tcp_server = await asyncio.start_server(self._serve_tcp, host, port)
+
+    async def listen_tls(
+        self, host: str, port: int, context: ssl.SSLContext, *, client_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Accept SIP over TLS on ``host:port``; ``client_context`` is for connections we must open ourselves."""
+        self._tls_client = client_context
+        self._tls_server = await asyncio.start_server(
+            self._serve_tls, host, port, ssl=context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+        )
+        self.endpoint.transport_ports["tls"] = self.tls_port or port  # Contact and Via of TLS dialogs name it
+
+    @property
+    def tls_port(self) -> int | None:
+        """The port the TLS listener is bound to (the kernel's choice when it was asked for 0)."""
+        if self._tls_server is None or not self._tls_server.sockets:
+            return None
+        return int(self._tls_server.sockets[0].getsockname()[1])
+
+    @property
+    def stream_connections(self) -> int:
+        """Open TCP and TLS connections, accepted or opened by us."""
+        return len(self._writers)
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._udp is not None:
             self._udp.close()
-        if self._tcp_server is not None:
-            self._tcp_server.close()
+        for server in (self._tcp_server, self._tls_server):
+            if server is not None:
+                server.close()
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
@@ -76,11 +104,24 @@ class SipDriver:
         self.endpoint.receive(data, source, self.now())
         self.flush()
 
-    async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve_stream(reader, writer, "tcp")
+
+    async def _serve_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        log.debug(
+            "SIP over TLS from %s: %s", writer.get_extra_info("peername"), writer.get_extra_info("cipher")
+        )
+        await self._serve_stream(reader, writer, "tls")
+
+    async def _serve_stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str
+    ) -> None:
         connection_id = next(self._connection_ids)
         self._writers[connection_id] = writer
         peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)  # noqa: S104
-        source = Address(transport="tcp", host=str(peer[0]), port=int(peer[1]), connection_id=connection_id)
+        source = Address(
+            transport=transport, host=str(peer[0]), port=int(peer[1]), connection_id=connection_id
+        )
         framer = StreamFramer()
         try:
             while data := await reader.read(65536):
@@ -130,12 +171,27 @@ class SipDriver:
 
     async def _send_new_connection(self, data: bytes, destination: Address) -> None:
         """A request to a peer whose connection is gone (RFC 3261 §18.1.1: open a new one)."""
+        context: ssl.SSLContext | None = None
+        if destination.transport == "tls":
+            context = self._tls_client or ssl.create_default_context()
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(destination.host, destination.port), timeout=5
+                asyncio.open_connection(
+                    destination.host,
+                    destination.port,
+                    ssl=context,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if context is not None else None,
+                ),
+                timeout=TLS_HANDSHAKE_TIMEOUT if context is not None else 5,
             )
-        except (OSError, TimeoutError) as exc:
-            log.warning("cannot reach %s:%s over TCP: %s", destination.host, destination.port, exc)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            log.warning(
+                "cannot reach %s:%s over %s: %s",
+                destination.host,
+                destination.port,
+                destination.transport.upper(),
+                exc,
+            )
             return
         writer.write(data)
         connection_id = next(self._connection_ids)
@@ -145,7 +201,9 @@ class SipDriver:
     async def _read_replies(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Address, connection_id: int
     ) -> None:
-        source = Address(transport="tcp", host=peer.host, port=peer.port, connection_id=connection_id)
+        source = Address(
+            transport=peer.transport, host=peer.host, port=peer.port, connection_id=connection_id
+        )
         framer = StreamFramer()
         try:
             while data := await reader.read(65536):

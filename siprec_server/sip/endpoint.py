@@ -69,6 +69,8 @@ class SipEndpoint:
     ) -> None:
         self.host = host
         self.port = port
+        # Listeners on another port than `port`, by transport (SIP over TLS: 5061, RFC 3261 §19.1.2).
+        self.transport_ports: dict[str, int] = {}
         self.user_agent = user_agent
         self.timers = timers
         self.allow = allow
@@ -149,7 +151,13 @@ class SipEndpoint:
         if success and request.method in ("INVITE", "UPDATE") and "Contact" not in extra:
             secure = request.uri.lower().startswith("sips:")  # §12.1.1: 2xx to target refreshes carry Contact
             extra.add(
-                "Contact", contact_header(self.host, self.port, tx.destination.transport, secure=secure)
+                "Contact",
+                contact_header(
+                    self.host,
+                    self.port_for(tx.destination.transport),
+                    tx.destination.transport,
+                    secure=secure,
+                ),
             )
         if success and request.method == "INVITE":
             for name, value in capability_headers(self.allow, self.accept, self.supported):
@@ -189,11 +197,14 @@ class SipEndpoint:
         destination = dialog.next_hop()
         branch = MAGIC_COOKIE + secrets.token_hex(8)
         via = (
-            f"SIP/2.0/{destination.transport.upper()} {host_port(self.host, self.port)};branch={branch};rport"
+            f"SIP/2.0/{destination.transport.upper()} {host_port(self.host, self.port_for(destination.transport))}"
+            f";branch={branch};rport"
         )
         if method == "UPDATE" and all(name.lower() not in ("contact", "m") for name, _ in headers):
             secure = dialog.remote_target.lower().startswith("sips:")  # RFC 3311 §5.1: a target refresh
-            contact = contact_header(self.host, self.port, destination.transport, secure=secure)
+            contact = contact_header(
+                self.host, self.port_for(destination.transport), destination.transport, secure=secure
+            )
             headers = [*headers, ("Contact", contact)]
         request = dialog.build_request(
             method, via=via, user_agent=self.user_agent, headers=headers, body=body, content_type=content_type
@@ -203,6 +214,10 @@ class SipEndpoint:
             dialog.terminating = True  # §15.1.1: the session is over once BYE is sent
             self._stop_answer(dialog_id)
         return tx.request_id
+
+    def port_for(self, transport: str) -> int:
+        """Our port for `transport`, as Contact and Via name it."""
+        return self.transport_ports.get(transport, self.port)
 
     def dialog_ids(self) -> list[DialogId]:
         return list(self._dialogs)

@@ -10,17 +10,22 @@ The answer (design guide §2.3) is one `application/sdp` body: one m-line per of
 for each, exactly one codec (the first in the offerer's order that we take) plus telephone-event when offered;
 `a=label` echoed unchanged, because SRCs that miss their label send no RTP; `a=recvonly`, or `a=inactive` when
 the offer is inactive/recvonly or holds with `c=0.0.0.0`. A stream we cannot take (port 0 offered, not audio,
-not plain RTP — SRTP keys are not negotiated here —, no common codec) is rejected with port 0 and the offered
-format list (RFC 3264 §6).
+an RTP profile or SDES keying outside the listener's SRTP policy (see :mod:`.crypto`), no common codec) is
+rejected with port 0 and the offered format list (RFC 3264 §6). An accepted `RTP/SAVP` stream is answered
+with the offered profile and one `a=crypto` line: the chosen tag and suite with a fresh key of ours.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from media.srtp import SrtpKey
+
+from .crypto import SrtpPolicy, answer_crypto, negotiate_srtp
 from .errors import SdpError
 
 __all__ = [
@@ -38,7 +43,6 @@ __all__ = [
 _DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
 _LINE = re.compile(r"^([a-zA-Z])=(.*)$")
 _RTPMAP = re.compile(r"^(\d{1,3})\s+([^/\s]+)/(\d+)(?:/(\d+))?$", re.ASCII)
-_PLAIN_RTP = frozenset({"rtp/avp", "rtp/avpf"})
 # RFC 3551 §4.5: these codecs always run an 8000 Hz RTP clock (G.722 too, for 16 kHz audio).
 _FIXED_CLOCK = {"pcmu": 8000, "pcma": 8000, "g722": 8000, "g729": 8000}
 
@@ -117,7 +121,8 @@ class SessionDescription:
 class NegotiatedStream:
     """What the answer agreed for the m-line at `index`; `port` is ours, 0 when the stream is rejected.
 
-    `remote_host` is None when the offer names no address or the unspecified one (hold).
+    `remote_host` is None when the offer names no address or the unspecified one (hold). `srtp_key` is the
+    SRC's SDES key for an SRTP stream (what its packets decrypt with), None for plain RTP.
     """
 
     index: int
@@ -130,6 +135,7 @@ class NegotiatedStream:
     direction: str
     remote_host: str | None
     remote_port: int
+    srtp_key: SrtpKey | None = None
 
     @property
     def accepted(self) -> bool:
@@ -292,10 +298,13 @@ def build_answer(
     session_id: int,
     session_version: int,
     user: str = "hangtar",
+    srtp: SrtpPolicy = SrtpPolicy.OFF,
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
 ) -> SdpAnswer:
     """Answer `offer` for a recorder listening on `address`, `ports[i]` for the m-line at index i.
 
-    A port of 0 rejects that m-line. `codecs` are the encoding names we decode.
+    A port of 0 rejects that m-line. `codecs` are the encoding names we decode. `srtp` is the listener's
+    policy; `random_bytes(n)` supplies our SDES keys (injected so that tests are deterministic).
     """
     if len(ports) != len(offer.media):
         raise ValueError(f"{len(ports)} ports given for {len(offer.media)} offered m-lines")
@@ -312,18 +321,24 @@ def build_answer(
     wanted = [codec.lower() for codec in codecs]
     streams: list[NegotiatedStream] = []
     for index, (media, port) in enumerate(zip(offer.media, ports, strict=True)):
-        stream, media_lines = _answer_media(index, media, port, wanted)
+        stream, media_lines = _answer_media(index, media, port, wanted, srtp, random_bytes)
         streams.append(stream)
         lines.extend(media_lines)
     return SdpAnswer(body=("\r\n".join(lines) + "\r\n").encode("utf-8"), streams=streams)
 
 
 def _answer_media(
-    index: int, media: MediaDescription, port: int, wanted: Sequence[str]
+    index: int,
+    media: MediaDescription,
+    port: int,
+    wanted: Sequence[str],
+    policy: SrtpPolicy,
+    random_bytes: Callable[[int], bytes],
 ) -> tuple[NegotiatedStream, list[str]]:
     remote_host = None if media.connection is None or _unspecified(media.connection) else media.connection
     chosen = None
-    if port and media.port and media.media == "audio" and media.proto.lower() in _PLAIN_RTP:
+    security = negotiate_srtp(media.proto, media.crypto, policy)
+    if port and media.port and media.media == "audio" and security.accepted:
         chosen = _choose_codec(media, wanted)
     if chosen is None:
         # RFC 3264 §6: a rejected stream keeps its m-line with port 0 and the offered formats.
@@ -355,6 +370,8 @@ def _answer_media(
         lines.append(f"a=ptime:{media.ptime}")
     if media.label is not None:
         lines.append(f"a=label:{media.label}")
+    if security.choice is not None:
+        lines.append(f"a=crypto:{answer_crypto(security.choice, random_bytes)}")  # RFC 4568 §7.1.2
     # RFC 3264 §6.1: we only receive. Nothing flows while the offer holds (c=0.0.0.0, RFC 3264 §8.4) or
     # does not send.
     hold = media.connection is not None and _unspecified(media.connection)
@@ -371,6 +388,7 @@ def _answer_media(
         direction=direction,
         remote_host=remote_host,
         remote_port=media.port,
+        srtp_key=security.choice.remote_key if security.choice is not None else None,
     )
     return stream, lines
 

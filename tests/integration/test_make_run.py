@@ -44,6 +44,9 @@ def test_make_run_starts_the_server_and_prints_where_it_listens(data_dir: Path) 
         assert ready.wait(300), "make run printed nothing useful:\n" + "".join(lines)
         output = "".join(lines)
         assert f"SIP   udp+tcp 127.0.0.1:{sip_port}" in output, output
+        # No certificate configured: a self-signed pair is made under the data dir and its fingerprint shown.
+        assert f"(self-signed certificate {data_dir}/tls/cert.pem)" in output, output
+        assert "certificate SHA-256 " in output and (data_dir / "tls" / "key.pem").stat().st_mode & 0o077 == 0
         assert f"HTTP  http://127.0.0.1:{http_port}/healthz" in output, output
         assert "database: embedded" in output, output
         probe = UdpProbe()

@@ -40,6 +40,22 @@ def bye_results(log_text: str) -> tuple[int, bool]:
     return (finals[-1] if finals else 0), bool(_RX_BYE_REQUEST.search(log_text))
 
 
+_RX_INVITE_RESPONSE = re.compile(
+    r"RX \d+ bytes Response msg (\d{3})/INVITE/[^\n]*\n(.*?)\n--end msg--", re.DOTALL
+)
+
+
+def invite_final_response(log_text: str) -> str:
+    """From a pjsua SIP message log: the first final response to our INVITE, as received ("" if none).
+
+    pjsua2 reports a rejected INVITE's transaction to no callback, so its status and Warning are read here.
+    """
+    for code, message in _RX_INVITE_RESPONSE.findall(log_text):
+        if int(code) >= 200:
+            return str(message).replace("\r\n", "\n").replace("\n", "\r\n")
+    return ""
+
+
 def sdp_of(message: str) -> str:
     head, _, body = message.partition("\r\n\r\n")
     if re.search(r"(?im)^(content-type|c)\s*:\s*application/sdp", head):
@@ -54,6 +70,7 @@ class StreamReport:
     source: str
     media_status: str = "NONE"
     codec: str = ""
+    proto: str = ""  # RTP profile in use: RTP/AVP, or RTP/SAVP with SRTP
     remote_rtp: str = ""
     packets_sent: int = 0
     bytes_sent: int = 0
@@ -66,6 +83,7 @@ class StreamReport:
 class Report:
     target: str
     transport: str
+    srtp: str = "off"
     outcome: str = "error"
     exit_code: int = int(ExitCode.ERROR)
     call_id: str = ""

@@ -2,6 +2,8 @@
 
     python tests/peers/pjsua_src.py --target sip:srs@127.0.0.1:5070 --duration 5 \\
         --caller-tone 440 --callee-tone 1000 --json-out result.json
+    python tests/peers/pjsua_src.py --target sip:srs@127.0.0.1:5071 --transport tls \\
+        --tls-ca data/tls/cert.pem --srtp sdes --srtp-suites AES_CM_128_HMAC_SHA1_32
 
 The INVITE carries a multipart/mixed body: an SDP offer with two sendonly audio m-lines, each with
 ``a=label:N`` (RFC 4574, required by RFC 7866), and an ``application/rs-metadata+xml`` part (RFC 7865)
@@ -9,6 +11,11 @@ in which the caller sends the first label and the callee the second. pjsua2 puts
 before the SDP (the SIPp scenario puts it after; both orders occur in the field). ``Require: siprec``
 and a Contact with ``+sip.src`` mark it as a recording session (RFC 7866 §6.1). After the answer each
 m-line carries a sine tone (or a WAV file) for ``--duration`` seconds, then the SRC sends BYE.
+
+``--transport tls`` places the call over SIP/TLS, checking the server's certificate against ``--tls-ca`` when
+given (a self-signed server certificate is its own CA) and not at all otherwise. ``--srtp sdes`` offers
+``RTP/SAVP`` m-lines keyed by SDES (RFC 4568 ``a=crypto``) and sends SRTP, also over UDP and TCP;
+``--srtp-suites`` chooses and orders the offered crypto-suites (one by default: see ``parse_args``).
 
 A JSON report is written to ``--json-out`` (if given) and printed as the last line of stdout. The
 process exit status is one of ``ExitCode``. pjsua2 runs in this thread only (``threadCnt=0``,
@@ -36,7 +43,15 @@ import pjsua2 as pj
 
 if not __package__:  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.peers.pjsua_report import OUTCOMES, ExitCode, Report, StreamReport, bye_results, sdp_of
+from tests.peers.pjsua_report import (
+    OUTCOMES,
+    ExitCode,
+    Report,
+    StreamReport,
+    bye_results,
+    invite_final_response,
+    sdp_of,
+)
 from tests.peers.siprec_offer import add_labels, build_metadata, local_address_for, parse_target
 
 SAMPLE_RATE = 8000
@@ -54,6 +69,18 @@ def write_sine_wav(path: Path, frequency: float, seconds: float, level_dbfs: flo
         out.setframerate(SAMPLE_RATE)
         out.writeframes(pcm.tobytes())
 
+
+_PROTOS = {
+    pj.PJMEDIA_TP_PROTO_RTP_AVP: "RTP/AVP",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVP: "RTP/SAVP",
+    pj.PJMEDIA_TP_PROTO_RTP_AVPF: "RTP/AVPF",
+    pj.PJMEDIA_TP_PROTO_RTP_SAVPF: "RTP/SAVPF",
+}
+_TRANSPORTS = {
+    "udp": pj.PJSIP_TRANSPORT_UDP,
+    "tcp": pj.PJSIP_TRANSPORT_TCP,
+    "tls": pj.PJSIP_TRANSPORT_TLS,
+}
 
 _MEDIA_STATUS = {
     pj.PJSUA_CALL_MEDIA_NONE: "NONE",
@@ -79,6 +106,10 @@ class SrcCall(pj.Call):  # type: ignore[misc]
 
     def onCallSdpCreated(self, prm: Any) -> None:
         try:
+            if not prm.sdp.wholeSdp:
+                # pjsua2 prints the SDP into a 1 KB buffer: a longer one arrives empty, and setting it aborts.
+                self.errors.append("onCallSdpCreated: pjsua2 handed over no SDP (longer than 1 KB?)")
+                return
             if self.labels:  # the offer and any answer to a re-offer keep the labels
                 prm.sdp.wholeSdp = add_labels(prm.sdp.wholeSdp, self.labels)
             self.report.offer_sdp = prm.sdp.wholeSdp
@@ -132,7 +163,7 @@ class Src:
         self.args = args
         self.workdir = workdir
         self.labels: tuple[str, ...] = () if args.labels == "none" else tuple(args.labels.split(","))
-        self.report = Report(target=args.target, transport=args.transport)
+        self.report = Report(target=args.target, transport=args.transport, srtp=args.srtp)
         self.sources = (
             f"wav:{args.caller_wav}" if args.caller_wav else f"tone:{args.caller_tone:g}",
             f"wav:{args.callee_wav}" if args.callee_wav else f"tone:{args.callee_tone:g}",
@@ -172,8 +203,12 @@ class Src:
         tcfg = pj.TransportConfig()
         tcfg.boundAddress = local_ip
         tcfg.port = args.local_port
-        kind = pj.PJSIP_TRANSPORT_TCP if args.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
-        transport_id = int(self.ep.transportCreate(kind, tcfg))
+        if args.transport == "tls":
+            tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD  # TLS 1.2 or later
+            tcfg.tlsConfig.verifyServer = args.tls_ca is not None
+            if args.tls_ca is not None:
+                tcfg.tlsConfig.CaListFile = str(args.tls_ca)
+        transport_id = int(self.ep.transportCreate(_TRANSPORTS[args.transport], tcfg))
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
 
@@ -193,6 +228,19 @@ class Src:
         acfg.mediaConfig.transportConfig.boundAddress = local_ip
         acfg.mediaConfig.transportConfig.port = self.args.rtp_port
         acfg.mediaConfig.transportConfig.randomizePort = self.args.rtp_port == 0
+        if self.args.srtp == "sdes":
+            media = acfg.mediaConfig
+            media.srtpUse = pj.PJMEDIA_SRTP_MANDATORY  # RTP/SAVP m-lines
+            media.srtpSecureSignaling = 0  # SDES keys over UDP/TCP too, as SBCs on trusted links do
+            keyings = pj.IntVector()
+            keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)
+            media.srtpOpt.keyings = keyings
+            cryptos = pj.SrtpCryptoVector()
+            for name in self.args.srtp_suites.split(","):
+                crypto = pj.SrtpCrypto()
+                crypto.name = name.strip()
+                cryptos.append(crypto)
+            media.srtpOpt.cryptos = cryptos
         self.account = pj.Account()
         self.account.create(acfg)
 
@@ -244,8 +292,8 @@ class Src:
             prm.txOption.multipartContentType.subType = "mixed"
             prm.txOption.multipartParts.append(part)
         uri = args.target
-        if args.transport == "tcp" and "transport=" not in uri.lower():
-            uri += ";transport=tcp"
+        if args.transport != "udp" and "transport=" not in uri.lower():
+            uri += f";transport={args.transport}"
         self.call = SrcCall(self.account, self.labels, self.report)
         self.call.makeCall(uri, prm)
 
@@ -266,6 +314,7 @@ class Src:
             with contextlib.suppress(pj.Error):
                 info = call.getStreamInfo(stream.index)
                 stream.codec = info.codecName
+                stream.proto = _PROTOS.get(info.proto, str(info.proto))
                 stream.remote_rtp = info.remoteRtpAddress
                 tx = call.getStreamStat(stream.index).rtcp.txStat
                 stream.packets_sent = int(tx.pkt)
@@ -338,6 +387,13 @@ class Src:
         except OSError:
             log_text = ""
         self.report.bye_status, self.report.remote_hangup = bye_results(log_text)
+        if code == ExitCode.REJECTED and not self.report.answer:
+            answer = invite_final_response(log_text)
+            status_line = answer.split("\r\n", 1)[0].split(" ", 2)
+            if len(status_line) == 3 and status_line[1].isdigit():
+                self.report.status, self.report.reason = int(status_line[1]), status_line[2]
+                self.report.answer = answer
+                self.report.error = f"call rejected: {self.report.status} {self.report.reason}"
         if code == ExitCode.REMOTE_HANGUP:
             who = "the SRS sent BYE" if self.report.remote_hangup else "the call ended"
             self.report.error = f"{who} after {self.report.duration:.1f} s of {self.args.duration:g} s"
@@ -366,7 +422,21 @@ class Src:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Place one SIPREC call with pjsua2.")
     parser.add_argument("--target", required=True, help="SRS request URI, e.g. sip:srs@127.0.0.1:5070")
-    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
+    parser.add_argument(
+        "--tls-ca", type=Path, help="PEM CA file to verify the server with (default: no check)"
+    )
+    parser.add_argument(
+        "--srtp", choices=("off", "sdes"), default="off", help="SRTP keyed by SDES (RFC 4568)"
+    )
+    # pjsua2's own list (four suites) makes a two-stream offer longer than the 1 KB it can hand to
+    # onCallSdpCreated, where the labels are added; two suites fit, but with the metadata they take the
+    # INVITE near pjsip's 4000-byte limit (over TLS beyond it). One suite is the safe default.
+    parser.add_argument(
+        "--srtp-suites",
+        default="AES_CM_128_HMAC_SHA1_80",
+        help="comma-separated crypto-suites to offer, in order",
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of media after the answer")
     parser.add_argument("--caller-tone", type=float, default=440.0, help="Hz on m-line 1")
     parser.add_argument("--callee-tone", type=float, default=1000.0, help="Hz on m-line 2")
@@ -389,6 +459,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--labels needs exactly two labels (or 'none')")
     if args.duration <= 0 or args.answer_timeout <= 0 or args.bye_timeout <= 0:
         parser.error("--duration and the timeouts must be positive")
+    if args.tls_ca is not None and args.transport != "tls":
+        parser.error("--tls-ca needs --transport tls")
+    if not args.srtp_suites.strip(","):
+        parser.error("--srtp-suites needs at least one crypto-suite")
     return args
 
 

@@ -82,3 +82,63 @@ def test_advertised_address_is_never_a_wildcard() -> None:
     assert Config(sip_host="0.0.0.0").advertised_host not in ("0.0.0.0", "")
     assert Config(sip_host="127.0.0.1").advertised_host == "127.0.0.1"
     assert Config(sip_host="0.0.0.0", sip_advertised_host="203.0.113.5").advertised_host == "203.0.113.5"
+
+
+def test_tls_and_srtp_defaults() -> None:
+    config = load_config(environ={})
+    assert (config.tls_port, config.tls_cert, config.tls_key) == (5061, "", "")
+    assert config.tls_cert_path is None and config.tls_key_path is None
+    assert (config.sip_srtp, config.tls_srtp) == ("allow", "allow")
+
+
+def test_tls_and_srtp_from_file_environment_and_flags(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[sip]\nsrtp = "off"\n[tls]\nport = 5071\ncertificate = "~/certs/srs.pem"\nkey = "/etc/hangtar/srs.key"\n'
+        'srtp = "Require"\n',
+    )
+    config = load_config(config_file=path, environ={})
+    assert config.tls_port == 5071
+    assert config.tls_cert_path == Path("~/certs/srs.pem").expanduser()
+    assert config.tls_key_path == Path("/etc/hangtar/srs.key")
+    assert (config.sip_srtp, config.tls_srtp) == ("off", "require")  # policy names in any case
+    assert (config.srtp_policy("udp"), config.srtp_policy("tcp"), config.srtp_policy("TLS")) == (
+        "off",
+        "off",
+        "require",
+    )
+    overridden = load_config(
+        config_file=path,
+        environ={"HANGTAR_TLS_PORT": "5081", "HANGTAR_SIP_SRTP": "allow"},
+        overrides={"tls_port": 5091, "tls_cert": "/run/a.pem", "tls_key": "/run/a.key"},
+    )
+    assert overridden.tls_port == 5091 and overridden.sip_srtp == "allow"
+    assert (overridden.tls_cert, overridden.tls_key) == ("/run/a.pem", "/run/a.key")
+    assert load_config(environ={"HANGTAR_TLS_PORT": "0"}).tls_port == 0  # TLS off
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"HANGTAR_SIP_SRTP": "maybe"}, "sip srtp 'maybe' is not one of off, allow, require"),
+        ({"HANGTAR_TLS_SRTP": "sdes"}, "tls srtp 'sdes' is not one of off, allow, require"),
+        ({"HANGTAR_TLS_PORT": "-1"}, "tls port -1 is not a port number"),
+        ({"HANGTAR_TLS_PORT": "65536"}, "tls port 65536 is not a port number"),
+        ({"HANGTAR_TLS_PORT": "tls"}, "HANGTAR_TLS_PORT: expected int, got 'tls'"),
+        ({"HANGTAR_TLS_PORT": "5060"}, "tls port 5060 is already the sip or http port"),
+        ({"HANGTAR_TLS_PORT": "8080"}, "tls port 8080 is already the sip or http port"),
+        ({"HANGTAR_TLS_PORT": "25000"}, "tls port 25000 lies inside the RTP port range"),
+        ({"HANGTAR_TLS_CERTIFICATE": "/etc/srs.pem"}, "tls certificate and tls key must be given together"),
+        ({"HANGTAR_TLS_KEY": "/etc/srs.key"}, "tls certificate and tls key must be given together"),
+    ],
+)
+def test_bad_tls_and_srtp_values_are_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ=environ)
+
+
+def test_a_wrongly_typed_tls_setting_in_the_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[tls\] srtp: expected str, got True"):
+        load_config(config_file=write(tmp_path, "[tls]\nsrtp = true\n"), environ={})
+    with pytest.raises(ConfigError, match=r"unknown setting \[tls\] cert"):
+        load_config(config_file=write(tmp_path, '[tls]\ncert = "x.pem"\n'), environ={})
