@@ -14,9 +14,9 @@ from media import MediaSession, StreamSpec, codec_for
 
 from .session_timer import Refresher, TimerAnswer, bye_deadline, refresh_deadline
 from .sip import DialogId
-from .siprec import ChannelLayout, RecordingMetadata, SdpAnswer
+from .siprec import ChannelLayout, NegotiatedStream, RecordingMetadata, SdpAnswer, SrtpPolicy
 
-__all__ = ["Call", "existing_file", "stream_specs", "takeable", "with_version"]
+__all__ = ["Call", "existing_file", "stream_spec", "stream_specs", "takeable", "with_version"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -26,8 +26,9 @@ class Call:
     reference: str
     started_at: datetime
     layout: ChannelLayout
-    answer: SdpAnswer
-    ports: list[int]
+    answer: SdpAnswer  # the latest answer we gave
+    ports: dict[int, int]  # m-line index -> our RTP port, for the m-lines being received
+    specs: dict[int, int]  # m-line index -> media stream index (kept after removal, for statistics)
     media: MediaSession
     path: str
     metadata: RecordingMetadata | None = None  # the merged metadata so far
@@ -40,6 +41,23 @@ class Call:
     timer_interval: int | None = None  # RFC 4028 session interval, None = no session timer
     refresher: Refresher | None = None
     refreshed_at: float = 0.0  # monotonic time of the last refresh (theirs or ours)
+    srtp_policy: SrtpPolicy = SrtpPolicy.ALLOW  # of the listener the call came in on
+
+    spec_count: int = 0  # media streams opened so far; the next one takes this index
+
+    def next_spec(self) -> int:
+        """A media stream index never used in this call (the result lists streams by it)."""
+        self.spec_count += 1
+        return self.spec_count - 1
+
+    def mline_for(self, label: str | None, index: int) -> int | None:
+        """The m-line of an earlier answer a re-offered m-line continues: same label, else same position
+        (RFC 7866 §8.3 keeps labels stable; ports stay with them)."""
+        if label is not None:
+            for stream in self.answer.streams:
+                if stream.label == label:
+                    return stream.index
+        return index if index < len(self.answer.streams) else None
 
     def apply_timer(self, timer: TimerAnswer, now: float) -> None:
         """A request that negotiated (or dropped) the session timer is a refresh (RFC 4028 §10)."""
@@ -70,24 +88,36 @@ def takeable(media: Any) -> bool:
     return bool(media.media == "audio" and media.port)
 
 
-def stream_specs(answer: SdpAnswer, layout: ChannelLayout) -> tuple[list[StreamSpec], list[int]]:
+def stream_spec(stream: NegotiatedStream, index: int, channel: int) -> StreamSpec | None:
+    """The media side of an answered m-line; None when it is not received (port 0, nothing decodable)."""
+    codec = codec_for(stream.codec) if stream.codec else None
+    if not stream.port or codec is None or stream.payload_type is None:
+        return None
+    return StreamSpec(
+        index=index,
+        channel=channel,
+        codec=codec,
+        payload_type=stream.payload_type,
+        telephone_event_pt=stream.telephone_event_pt,
+        srtp=stream.srtp_key,
+    )
+
+
+def stream_specs(
+    answer: SdpAnswer, layout: ChannelLayout
+) -> tuple[list[StreamSpec], list[int], dict[int, int]]:
+    """Specs and ports for the m-lines an answer receives, and which spec each m-line got."""
     specs: list[StreamSpec] = []
     ports: list[int] = []
+    spec_of: dict[int, int] = {}
     for stream in answer.streams:
-        codec = codec_for(stream.codec) if stream.codec else None
-        if not stream.port or codec is None or stream.payload_type is None:
+        spec = stream_spec(stream, len(specs), layout.stream_channels[stream.index])
+        if spec is None:
             continue
-        specs.append(
-            StreamSpec(
-                index=len(specs),
-                channel=layout.stream_channels[stream.index],
-                codec=codec,
-                payload_type=stream.payload_type,
-                telephone_event_pt=stream.telephone_event_pt,
-            )
-        )
+        spec_of[stream.index] = spec.index
+        specs.append(spec)
         ports.append(stream.port)
-    return specs, ports
+    return specs, ports, spec_of
 
 
 def with_version(body: bytes, version: int) -> bytes:

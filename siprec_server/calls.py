@@ -20,9 +20,9 @@ from uuid import uuid4
 
 from media import SUPPORTED as SUPPORTED_CODECS
 from media import MediaSession, PortPool, PortsExhausted, RecordingResult
-from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, RecordingStatus
+from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, PauseRecord, RecordingStatus
 
-from .call import Call, existing_file, stream_specs, takeable, with_version
+from .call import Call, existing_file, stream_spec, stream_specs, takeable, with_version
 from .config import Config
 from .metrics import Metrics, RtpTotals
 from .outcome import participants_for, recording_status, stream_records, wall_time
@@ -48,13 +48,16 @@ from .siprec import (
     SdpAnswer,
     SdpError,
     SiprecBodyError,
+    SrtpPolicy,
     assign_channels,
     build_answer,
+    extend_layout,
     is_recording_session,
     merge_metadata,
     parse_metadata,
     parse_offer,
     split_body,
+    srtp_rejection,
 )
 from .transport import SipDriver
 
@@ -220,6 +223,12 @@ class CallManager:
             log.info("call %s: not a SIPREC recording session; answering 488", call_id)
             self._reject(event.request_id, 488, "Not Acceptable Here", "not a SIPREC session", "not_siprec")
             return
+        policy = SrtpPolicy(self._config.srtp_policy(event.source.transport))
+        rejection = srtp_rejection(offer.sdp, policy)
+        if rejection is not None:
+            log.warning("call %s: offer outside the SRTP policy; answering 488: %s", call_id, rejection)
+            self._reject(event.request_id, 488, "Not Acceptable Here", rejection, "srtp_policy")
+            return
         timer = self._timer_answer(request)
         if timer.status != 200:
             self._respond(
@@ -228,7 +237,7 @@ class CallManager:
             return
         self._note_metadata(call_id, offer)
         try:
-            call = await self._open_call(event, call_id, offer)
+            call = await self._open_call(event, call_id, offer, policy)
         except PortsExhausted:
             log.error("call %s: no free RTP ports; answering 503", call_id)
             self._metrics.calls_rejected.labels("no_ports").inc()
@@ -290,13 +299,15 @@ class CallManager:
             self._metrics.metadata_problems.labels(warning.kind.value).inc()
             log.warning("call %s: metadata: %s", call_id, warning)
 
-    async def _open_call(self, event: InviteReceived, call_id: str, offer: RecordingOffer) -> Call:
+    async def _open_call(
+        self, event: InviteReceived, call_id: str, offer: RecordingOffer, policy: SrtpPolicy
+    ) -> Call:
         labels = [m.label for m in offer.sdp.media]
-        layout = assign_channels(offer.metadata, labels)
+        layout = assign_channels(offer.metadata, labels, recorded=[takeable(m) for m in offer.sdp.media])
         recording_id = uuid4()
         started_at = datetime.now(UTC)
         path = self._blobs.path_for(recording_id, started_at, "flac")
-        media, ports, answer = await self._open_media(offer, layout, str(path))
+        media, ports, answer, spec_of = await self._open_media(offer, layout, str(path), policy)
         try:
             participants = participants_for(offer.metadata, layout)
             row = await self._catalogue.create(
@@ -307,7 +318,7 @@ class CallManager:
                     group_ids=list(offer.metadata.group_ids) if offer.metadata else [],
                     started_at=started_at,
                     participants=participants,
-                    streams=stream_records(answer, layout, None),
+                    streams=stream_records(answer, layout, None, spec_of),
                     channels=layout.channels,
                     sample_rate=8000,
                     file_path=str(path),
@@ -321,7 +332,7 @@ class CallManager:
             )
         except BaseException:
             await media.close()
-            self._release(ports)
+            self._release(list(ports.values()))
             raise
         if row.duplicate_of is not None:
             # GUIDE §2.9: a second SRS, or an SRC retrying its fork, records the same session again.
@@ -341,16 +352,19 @@ class CallManager:
             layout=layout,
             answer=answer,
             ports=ports,
+            specs=spec_of,
+            spec_count=len(spec_of),
             media=media,
             path=str(path),
+            srtp_policy=policy,
         )
         self._calls[call_id] = call
         self._idle.clear()
         return call
 
     async def _open_media(
-        self, offer: RecordingOffer, layout: ChannelLayout, path: str
-    ) -> tuple[MediaSession, list[int], SdpAnswer]:
+        self, offer: RecordingOffer, layout: ChannelLayout, path: str, policy: SrtpPolicy
+    ) -> tuple[MediaSession, dict[int, int], SdpAnswer, dict[int, int]]:
         for attempt in range(_BIND_ATTEMPTS):
             ports = [self._ports.allocate() if takeable(m) else 0 for m in offer.sdp.media]
             answer = build_answer(
@@ -360,11 +374,12 @@ class CallManager:
                 codecs=SUPPORTED_CODECS,
                 session_id=random.getrandbits(31),
                 session_version=1,
+                srtp=policy,
             )
-            specs, listen_ports = stream_specs(answer, layout)
+            specs, listen_ports, spec_of = stream_specs(answer, layout)
             # Offered m-lines we answered with port 0 give their port back at once.
             self._release([p for p, s in zip(ports, answer.streams, strict=True) if p and not s.port])
-            live_ports = [s.port for s in answer.streams if s.port]
+            live = {s.index: s.port for s in answer.streams if s.port}
             try:
                 media = await MediaSession.open(
                     self._config.media_host,
@@ -375,10 +390,12 @@ class CallManager:
                     reorder_window=self._config.reorder_window,
                 )
             except OSError as exc:
-                self._release(live_ports)
-                log.warning("RTP ports %s unavailable (%s); trying others (%d)", live_ports, exc, attempt + 1)
+                self._release(list(live.values()))
+                log.warning(
+                    "RTP ports %s unavailable (%s); trying others (%d)", listen_ports, exc, attempt + 1
+                )
                 continue
-            return media, live_ports, answer
+            return media, live, answer, spec_of
         raise PortsExhausted("could not bind RTP ports")
 
     def _release(self, ports: list[int]) -> None:
@@ -416,23 +433,85 @@ class CallManager:
             return
         self._note_metadata(call_id, offer)
         await self._store_metadata(call, offer.metadata_raw, offer.metadata)
-        body = self._reanswer(call, offer)
+        was_paused = call.media.paused
+        body = await self._apply_reoffer(call, offer)
+        if call.media.paused != was_paused:
+            log.info("call %s: recording %s", call_id, "paused (hold)" if call.media.paused else "resumed")
+            if call.media.paused:
+                self._metrics.pauses.inc()
         self._respond(request_id, 200, body=body, content_type="application/sdp", headers=timer.headers)
 
     def _reanswer(self, call: Call, offer: RecordingOffer | None) -> bytes:
+        """Our current SDP again, as the offer in the 200 to an offerless re-INVITE."""
         call.session_version += 1
-        if offer is None:
-            return with_version(call.answer.body, call.session_version)
-        ports = [s.port for s in call.answer.streams]
-        ports += [0] * (len(offer.sdp.media) - len(ports))  # new m-lines: not yet taken mid-call
+        return with_version(call.answer.body, call.session_version)
+
+    async def _apply_reoffer(self, call: Call, offer: RecordingOffer) -> bytes:
+        """Answer a re-offer and bring the media in line (RFC 7866 §8.3, GUIDE §2.4, §2.7):
+        m-lines keep their ports by label; a new m-line gets a receiver in the same recording; port 0 stops one;
+        `a=inactive` or `c=0.0.0.0` pauses one (the timeline keeps running, silence is written)."""
+        call.session_version += 1
+        media_lines = offer.sdp.media
+        ports: list[int] = []
+        fresh: list[int] = []  # m-line indexes that get a new receiver
+        for index, media in enumerate(media_lines):
+            earlier = call.mline_for(media.label, index)
+            port = call.ports.get(earlier) if earlier is not None else None
+            if not takeable(media):
+                ports.append(0)
+            elif port:
+                ports.append(port)
+            else:
+                try:
+                    ports.append(self._ports.allocate())
+                except PortsExhausted:
+                    ports.append(0)
+                    continue
+                fresh.append(index)
         answer = build_answer(
             offer.sdp,
             address=self._config.advertised_host,
-            ports=ports[: len(offer.sdp.media)],
+            ports=ports,
             codecs=SUPPORTED_CODECS,
             session_id=call.session_id,
             session_version=call.session_version,
+            srtp=call.srtp_policy,
         )
+        layout = extend_layout(call.layout, call.metadata, [m.label for m in media_lines])
+        ports_now: dict[int, int] = {}
+        specs_now: dict[int, int] = {}
+        kept: set[int] = set()
+        for stream in answer.streams:
+            earlier = call.mline_for(stream.label, stream.index)
+            if stream.index in fresh:
+                spec = stream_spec(stream, call.next_spec(), layout.stream_channels[stream.index])
+                if spec is None:  # answered with port 0 after all (nothing we decode)
+                    self._release([ports[stream.index]])
+                    continue
+                try:
+                    await call.media.add_stream(stream.port, spec)
+                except (OSError, ValueError) as exc:
+                    log.warning(
+                        "call %s: cannot receive the new stream %s: %s", call.call_id, stream.label, exc
+                    )
+                    self._release([stream.port])
+                    continue
+                call.specs[stream.index] = spec.index
+                ports_now[stream.index], specs_now[stream.index] = stream.port, spec.index
+                log.info("call %s: stream %s joined the recording", call.call_id, stream.label)
+            elif stream.port and earlier is not None and earlier in call.specs:
+                kept.add(earlier)
+                ports_now[stream.index], specs_now[stream.index] = stream.port, call.specs[earlier]
+                call.media.set_stream_paused(call.specs[earlier], stream.direction == "inactive")
+        for earlier, port in call.ports.items():
+            if earlier not in kept and earlier in call.specs:
+                await call.media.remove_stream(call.specs[earlier])
+                self._release([port])
+                log.info("call %s: stream of m-line %d left the recording", call.call_id, earlier)
+        # A stream that left keeps its place in the audio and in the RTP totals; its m-line row now shows
+        # the answer's port 0.
+        call.ports, call.specs = ports_now, specs_now
+        call.answer, call.layout = answer, layout
         return answer.body
 
     async def _on_in_dialog(self, event: InDialogRequest) -> None:
@@ -573,7 +652,7 @@ class CallManager:
             log.exception("call %s: media did not close cleanly", call.call_id)
             result = RecordingResult(media_start=None, duration=0.0, frames=0, streams=call.media.stats())
         finally:
-            self._release(call.ports)
+            self._release(list(call.ports.values()))
             self._calls.pop(call.call_id, None)
             self._locks.pop(call.call_id, None)
             if not self._calls:
@@ -593,11 +672,12 @@ class CallManager:
                 ended_at=datetime.now(UTC),
                 media_started_at=wall_time(result.media_start),
                 duration_seconds=result.duration,
-                streams=stream_records(call.answer, call.layout, result),
+                streams=stream_records(call.answer, call.layout, result, call.specs),
                 file_path=str(path) if path else None,
                 format="flac",
                 size_bytes=size,
                 sha256=sha,
+                pauses=[PauseRecord(start=start, end=end) for start, end in result.pauses],
             )
         except Exception:
             log.exception("call %s: could not finish catalogue row %s", call.call_id, call.reference)

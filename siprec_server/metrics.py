@@ -126,6 +126,11 @@ class Metrics:
             "Recordings of a communication session that was already being or had been recorded (linked)",
             registry=self.registry,
         )
+        self.pauses = PromCounter(
+            "hangtar_pauses",
+            "Recordings paused by a re-offer (hold: a=inactive or c=0.0.0.0)",
+            registry=self.registry,
+        )
         self.calls_without_media = PromCounter(
             "hangtar_calls_without_media",
             "Recording sessions that had received no RTP at all within recording.no_media_timeout",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from media import RecordingResult
@@ -37,23 +38,24 @@ def participants_for(metadata: RecordingMetadata | None, layout: ChannelLayout) 
 
 
 def stream_records(
-    answer: SdpAnswer, layout: ChannelLayout, result: RecordingResult | None
+    answer: SdpAnswer,
+    layout: ChannelLayout,
+    result: RecordingResult | None,
+    spec_of: Mapping[int, int],
 ) -> list[StreamRecord]:
-    """One row per answered m-line, with its RTP statistics once the recording is finished."""
+    """One row per answered m-line, with its RTP statistics once the recording is finished; ``spec_of`` maps
+    an m-line to its media stream (the result lists streams by their index)."""
     stats = list(result.streams) if result is not None else []
     records = []
-    live = 0
     for stream in answer.streams:
-        snapshot = None
-        if stream.port and stream.codec:
-            snapshot = stats[live] if live < len(stats) else None
-            live += 1
+        spec = spec_of.get(stream.index)
+        snapshot = stats[spec] if spec is not None and spec < len(stats) else None
         records.append(
             StreamRecord(
                 label=stream.label,
                 codec=stream.codec,
                 payload_type=stream.payload_type,
-                channel=layout.stream_channels[stream.index] if stream.port else None,
+                channel=layout.stream_channels[stream.index] if spec is not None else None,
                 ssrc=snapshot.ssrc if snapshot else None,
                 packets=snapshot.packets if snapshot else 0,
                 lost=snapshot.lost if snapshot else 0,

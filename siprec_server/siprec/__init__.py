@@ -1,8 +1,9 @@
 """The SIPREC layer's pure pieces: body splitting, detection, SDP offer/answer, RFC 7865 metadata, layout."""
 
+from .crypto import SrtpPolicy, srtp_rejection
 from .detect import METADATA_CONTENT_TYPES, find_metadata, find_sdp, is_recording_session
 from .errors import MetadataError, SdpError, SiprecBodyError, SiprecError
-from .layout import ChannelLayout, assign_channels
+from .layout import MAX_CHANNELS, ChannelLayout, LayoutKind, assign_channels, extend_layout
 from .metadata import (
     MAX_METADATA_BYTES,
     RECORDING_NAMESPACES,
@@ -35,6 +36,7 @@ from .sdp import (
 )
 
 __all__ = [
+    "MAX_CHANNELS",
     "MAX_METADATA_BYTES",
     "METADATA_CONTENT_TYPES",
     "RECORDING_NAMESPACES",
@@ -45,6 +47,7 @@ __all__ = [
     "ChannelLayout",
     "DialectInfo",
     "Direction",
+    "LayoutKind",
     "MediaDescription",
     "MetadataError",
     "MetadataWarning",
@@ -59,11 +62,13 @@ __all__ = [
     "SessionDescription",
     "SiprecBodyError",
     "SiprecError",
+    "SrtpPolicy",
     "StreamInfo",
     "VendorExtension",
     "WarningKind",
     "assign_channels",
     "build_answer",
+    "extend_layout",
     "find_metadata",
     "find_sdp",
     "is_recording_session",
@@ -74,4 +79,5 @@ __all__ = [
     "parse_sdp",
     "parse_timestamp",
     "split_body",
+    "srtp_rejection",
 ]
