@@ -209,7 +209,8 @@ class NewRecording:
     format: str | None = None  # e.g. "flac"
     raw_metadata: str | None = None  # the metadata XML exactly as received
     source_address: str | None = None  # e.g. "udp:192.0.2.10:5060"
-    call_facts: Mapping[str, Any] = field(default_factory=dict, hash=False)  # normalised numbers, direction, dialect
+    # normalised numbers, direction and dialect from the metadata
+    call_facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.call_id:

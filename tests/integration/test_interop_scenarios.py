@@ -162,8 +162,15 @@ def test_avaya_style_metadata_only_update(srs: ServerProcess, tmp_path: Path) ->
 # -- 2. BroadWorks: siprec namespace, metadata first, ;src, mixed m-line, c=0.0.0.0 hold ----------------
 
 
-def test_broadworks_style_mixed_stream_with_hold_and_resume(srs: ServerProcess, tmp_path: Path) -> None:
-    talk, hold, after = 1.5, 2.0, 1.5
+@pytest.mark.parametrize(
+    ("talk", "hold", "after"),
+    # The second: a 2-minute call with a 30-second hold (issue acceptance case), the first its quick twin.
+    [(1.5, 2.0, 1.5), (45.0, 30.0, 45.0)],
+    ids=["short", "two_minutes_with_30s_hold"],
+)
+def test_broadworks_style_mixed_stream_with_hold_and_resume(
+    srs: ServerProcess, tmp_path: Path, talk: float, hold: float, after: float
+) -> None:
     call = interop_calls.broadworks_hold_call(
         target(srs), workdir=tmp_path, talk=talk, hold=hold, after=after
     )

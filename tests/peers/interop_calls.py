@@ -208,6 +208,7 @@ def broadworks_hold_call(
         call_seconds=talk + hold + after,
         caller_tone=tone,
         caller_codec=Codec.PCMA,
+        timeout=talk + hold + after + 60,
     )
 
 
