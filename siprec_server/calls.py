@@ -24,6 +24,7 @@ from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, PauseR
 
 from .call import Call, existing_file, stream_spec, stream_specs, takeable, with_version
 from .config import Config
+from .log_limit import LogLimiter
 from .metrics import Metrics, RtpTotals
 from .outcome import participants_for, recording_status, stream_records, wall_time
 from .session_timer import TimerAnswer, answer_refresh
@@ -92,6 +93,7 @@ class CallManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished_totals = RtpTotals()
         self._request_waiters: dict[int, asyncio.Future[int | None]] = {}
+        self._malformed_log = LogLimiter()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -152,13 +154,16 @@ class CallManager:
             if waiter is not None and not waiter.done():
                 waiter.set_result(event.status)
         elif isinstance(event, MalformedMessage):
-            log.warning(
-                "malformed SIP from %s:%s (%s): %s",
-                event.source.host,
-                event.source.port,
-                f"answered {event.answered_status}" if event.answered_status else "dropped",
-                event.reason,
-            )
+            admit, suppressed = self._malformed_log.admit(time.monotonic())
+            if admit:
+                log.warning(
+                    "malformed SIP from %s:%s (%s): %s%s",
+                    event.source.host,
+                    event.source.port,
+                    f"answered {event.answered_status}" if event.answered_status else "dropped",
+                    event.reason,
+                    f" ({suppressed} more not logged)" if suppressed else "",
+                )
 
     def _spawn(self, call_id: str, work: Awaitable[None]) -> None:
         lock = self._locks.setdefault(call_id, asyncio.Lock())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class SipDriver:
         transport, _ = await self._loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=(host, port)
         )
+        _enlarge_receive_buffer(transport.get_extra_info("socket"))
         self._udp = transport
         self._tcp_server = await asyncio.start_server(self._serve_tcp, host, port)
 
@@ -232,3 +234,20 @@ class SipDriver:
         self._timer_at = None
         self.endpoint.handle_timer(self.now())
         self.flush()
+
+
+_UDP_RECEIVE_BUFFER = 4 << 20  # bursts of large INVITEs (and floods) queue here rather than being dropped
+
+
+def _enlarge_receive_buffer(sock: socket.socket | None) -> None:
+    """Ask for a large kernel receive buffer; as root past net.core.rmem_max (SO_RCVBUFFORCE)."""
+    if sock is None:
+        return
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, _UDP_RECEIVE_BUFFER)
+        except OSError:
+            continue
+        return
