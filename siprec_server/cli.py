@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from media import write_mono_mix
 from storage import Recording, send_command
 
 from .bootstrap import open_storage
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     _storage_options(export)
     export.add_argument("id", metavar="ID")
     export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    export.add_argument(
+        "--mono",
+        action="store_true",
+        help="a mono mix of all channels instead of the stored multichannel file",
+    )
     snapshot = actions.add_parser(
         "snapshot", help="ask the recording client for a full metadata snapshot of a call in progress"
     )
@@ -139,7 +145,7 @@ async def _recordings(args: argparse.Namespace, config: Config) -> int:
             else:
                 _print_detail(recording)
             return EXIT_OK
-        return await asyncio.to_thread(_export, recording, args.output)
+        return await asyncio.to_thread(_export, recording, args.output, mono=args.mono)
 
 
 async def _snapshot(dsn: str, recording: Recording) -> int:
@@ -157,7 +163,7 @@ async def _snapshot(dsn: str, recording: Recording) -> int:
     return EXIT_OK if reply.ok else EXIT_FAILURE
 
 
-def _export(recording: Recording, output: Path) -> int:
+def _export(recording: Recording, output: Path, *, mono: bool = False) -> int:
     if not recording.file_path or not Path(recording.file_path).is_file():
         print(
             f"hangtar: recording {recording.reference} has no audio ({recording.status.value})",
@@ -178,6 +184,16 @@ def _export(recording: Recording, output: Path) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    if mono:
+        # The mix is made from the verified copy, so what is mixed is what the catalogue vouches for.
+        mixed = output.with_name(output.name + ".mono.part")
+        try:
+            write_mono_mix(tmp, mixed)
+        finally:
+            tmp.unlink()
+        shutil.move(mixed, output)
+        print(f"{output} (mono mix of {recording.channels} channel(s), {output.stat().st_size} bytes)")
+        return EXIT_OK
     shutil.move(tmp, output)
     print(f"{output} ({recording.format}, {output.stat().st_size} bytes, sha256 {digest.hexdigest()})")
     return EXIT_OK

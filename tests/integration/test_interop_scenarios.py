@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.audio import Audio, peak_frequency, read_audio, silent_spans
@@ -284,6 +285,17 @@ def test_four_stream_conference_gives_each_participant_a_channel(srs: ServerProc
     assert numbers(row) == set(interop_calls.CONFERENCE_AORS), row["participants"]
     # Channels follow the participants, the caller (first by associate-time) first, as with two parties.
     assert channels == list(SENDER_OF_MLINE), channels
+
+    # A mono mix on request: every party's tone in one channel.
+    mono_file = tmp_path / "conference-mono.flac"
+    srs.cli("recordings", "export", row["reference"], "-o", str(mono_file), "--mono")
+    mono = read_audio(mono_file)
+    assert mono.channels == 1 and mono.frames == audio.frames
+    spectrum = np.abs(np.fft.rfft(mono.channel(0).astype(np.float64)))
+    frequencies = np.fft.rfftfreq(mono.frames, 1 / mono.sample_rate)
+    for tone in TONES:
+        near = (frequencies > tone - 5) & (frequencies < tone + 5)
+        assert spectrum[near].max() > 0.1 * spectrum.max(), f"{tone} Hz missing from the mono mix"
 
 
 # -- 5. Session refresh (RFC 4028) ---------------------------------------------------------------------
