@@ -25,12 +25,11 @@ _URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>]+")  # §19.1, §25.1 
 _MANDATORY: Final = ("Via", "From", "To", "Call-ID", "CSeq")  # §8.1.1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SipRequest:
-    method: str
-    uri: str
-    headers: Headers = field(default_factory=Headers)
-    body: bytes = b""
+class _MessageFields:
+    """Typed views of the headers every request and response carries (§8.1.1), read on demand."""
+
+    __slots__ = ()
+    headers: Headers
 
     @property
     def call_id(self) -> str:
@@ -62,36 +61,24 @@ class SipRequest:
         value = self.headers.get("Content-Type")
         return parse_content_type(value)[0] if value else None
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SipRequest(_MessageFields):
+    method: str
+    uri: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
     def __bytes__(self) -> bytes:
         return _serialise(f"{self.method} {self.uri} SIP/2.0", self.headers, self.body)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SipResponse:
+class SipResponse(_MessageFields):
     status: int
     reason: str
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
-
-    @property
-    def call_id(self) -> str:
-        return _mandatory(self.headers, "Call-ID")
-
-    @property
-    def cseq(self) -> CSeq:
-        return CSeq.parse(_mandatory(self.headers, "CSeq"))
-
-    @property
-    def from_addr(self) -> NameAddr:
-        return NameAddr.parse(_mandatory(self.headers, "From"))
-
-    @property
-    def to_addr(self) -> NameAddr:
-        return NameAddr.parse(_mandatory(self.headers, "To"))
-
-    @property
-    def top_via(self) -> Via:
-        return Via.parse(_mandatory(self.headers, "Via"))
 
     def __bytes__(self) -> bytes:
         return _serialise(f"SIP/2.0 {self.status} {self.reason}", self.headers, self.body)
