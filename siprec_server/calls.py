@@ -312,7 +312,8 @@ class CallManager:
         recording_id = uuid4()
         started_at = datetime.now(UTC)
         path = self._blobs.path_for(recording_id, started_at, "flac")
-        media, ports, answer, spec_of = await self._open_media(offer, layout, str(path), policy)
+        session_id = random.getrandbits(31)  # our o= line's id, kept for every later answer (RFC 3264 §8)
+        media, ports, answer, spec_of = await self._open_media(offer, layout, str(path), policy, session_id)
         try:
             participants = participants_for(offer.metadata, layout)
             row = await self._catalogue.create(
@@ -359,6 +360,7 @@ class CallManager:
             ports=ports,
             specs=spec_of,
             spec_count=len(spec_of),
+            session_id=session_id,
             media=media,
             path=str(path),
             srtp_policy=policy,
@@ -368,7 +370,7 @@ class CallManager:
         return call
 
     async def _open_media(
-        self, offer: RecordingOffer, layout: ChannelLayout, path: str, policy: SrtpPolicy
+        self, offer: RecordingOffer, layout: ChannelLayout, path: str, policy: SrtpPolicy, session_id: int
     ) -> tuple[MediaSession, dict[int, int], SdpAnswer, dict[int, int]]:
         for attempt in range(_BIND_ATTEMPTS):
             ports = [self._ports.allocate() if takeable(m) else 0 for m in offer.sdp.media]
@@ -377,7 +379,7 @@ class CallManager:
                 address=self._config.advertised_host,
                 ports=ports,
                 codecs=SUPPORTED_CODECS,
-                session_id=random.getrandbits(31),
+                session_id=session_id,
                 session_version=1,
                 srtp=policy,
             )

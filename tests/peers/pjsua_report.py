@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     NO_MEDIA = 5  # answered, but an m-line sent no RTP
     BYE_FAILED = 6  # our BYE got no 2xx within --bye-timeout
     REMOTE_HANGUP = 7  # the SRS ended the call before --duration elapsed
+    REINVITE_FAILED = 8  # the --reinvite-after re-INVITE got no 2xx within --answer-timeout
 
 
 OUTCOMES = {
@@ -27,6 +28,7 @@ OUTCOMES = {
     ExitCode.NO_MEDIA: "no_media",
     ExitCode.BYE_FAILED: "bye_failed",
     ExitCode.REMOTE_HANGUP: "remote_hangup",
+    ExitCode.REINVITE_FAILED: "reinvite_failed",
 }
 
 
@@ -95,6 +97,15 @@ class Report:
     answer: str = ""
     answer_sdp: str = ""
     duration: float = 0.0
+    # The mid-call re-INVITE (--reinvite-after): when it left (seconds after the answer), as sent, its final
+    # status (0: none yet), and the SDP offered and answered in it.
+    reinvite_at: float | None = None
+    reinvite: str = ""
+    reinvite_status: int = 0
+    reinvite_reason: str = ""
+    reinvite_offer_sdp: str = ""
+    reinvite_answer: str = ""
+    reinvite_answer_sdp: str = ""
     bye_status: int = 0
     ended_with: str = ""
     remote_hangup: bool = False
@@ -105,5 +116,6 @@ class Report:
         return {
             **asdict(self),
             "duration": round(self.duration, 3),
+            "reinvite_at": None if self.reinvite_at is None else round(self.reinvite_at, 3),
             "streams": [stream.as_json() for stream in self.streams],
         }

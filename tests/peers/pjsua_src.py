@@ -12,6 +12,11 @@ before the SDP (the SIPp scenario puts it after; both orders occur in the field)
 and a Contact with ``+sip.src`` mark it as a recording session (RFC 7866 §6.1). After the answer each
 m-line carries a sine tone (or a WAV file) for ``--duration`` seconds, then the SRC sends BYE.
 
+``--reinvite-after S`` sends a re-INVITE S seconds into the media: the same two sendonly labelled m-lines in a
+fresh pjsua2 offer and, with ``--reinvite-metadata FILE``, a new metadata part (a transfer, a party joining).
+The SRC waits for its final answer (a non-2xx ends the call with ``REINVITE_FAILED``) and keeps sending until
+``--duration``; the report carries the re-INVITE, its status and both SDPs.
+
 ``--transport tls`` places the call over SIP/TLS, checking the server's certificate against ``--tls-ca`` when
 given (a self-signed server certificate is its own CA) and not at all otherwise. ``--srtp sdes`` offers
 ``RTP/SAVP`` m-lines keyed by SDES (RFC 4568 ``a=crypto``) and sends SRTP, also over UDP and TCP;
@@ -102,6 +107,7 @@ class SrcCall(pj.Call):  # type: ignore[misc]
         self.confirmed_at: float | None = None
         self.disconnected_at: float | None = None
         self.media_ready = False
+        self.reinvite_sent = False  # set before our mid-call re-INVITE leaves: later INVITE events are its
         self.errors: list[str] = []
 
     def onCallSdpCreated(self, prm: Any) -> None:
@@ -110,9 +116,12 @@ class SrcCall(pj.Call):  # type: ignore[misc]
                 # pjsua2 prints the SDP into a 1 KB buffer: a longer one arrives empty, and setting it aborts.
                 self.errors.append("onCallSdpCreated: pjsua2 handed over no SDP (longer than 1 KB?)")
                 return
-            if self.labels:  # the offer and any answer to a re-offer keep the labels
+            if self.labels:  # the offer, a re-offer and any answer to one keep the labels
                 prm.sdp.wholeSdp = add_labels(prm.sdp.wholeSdp, self.labels)
-            self.report.offer_sdp = prm.sdp.wholeSdp
+            if not self.report.offer_sdp:
+                self.report.offer_sdp = prm.sdp.wholeSdp
+            elif self.reinvite_sent and not self.report.reinvite_offer_sdp:
+                self.report.reinvite_offer_sdp = prm.sdp.wholeSdp
         except Exception as exc:
             self.errors.append(f"onCallSdpCreated: {exc!r}")
 
@@ -140,7 +149,9 @@ class SrcCall(pj.Call):  # type: ignore[misc]
             tsx = tsx_event.tsx
             if tsx.method != "INVITE" or tsx.role != pj.PJSIP_ROLE_UAC:
                 return
-            if tsx_event.type == pj.PJSIP_EVENT_TX_MSG and not self.report.invite:
+            if self.reinvite_sent:
+                self._reinvite_event(tsx_event, tsx)
+            elif tsx_event.type == pj.PJSIP_EVENT_TX_MSG and not self.report.invite:
                 self.report.invite = tsx_event.src.tdata.wholeMsg
             elif tsx_event.type == pj.PJSIP_EVENT_RX_MSG:
                 code = tsx.statusCode
@@ -153,6 +164,16 @@ class SrcCall(pj.Call):  # type: ignore[misc]
                     self.report.answer_sdp = sdp_of(message) if code < 300 else ""
         except Exception as exc:
             self.errors.append(f"onCallTsxState: {exc!r}")
+
+    def _reinvite_event(self, tsx_event: Any, tsx: Any) -> None:
+        report = self.report
+        if tsx_event.type == pj.PJSIP_EVENT_TX_MSG and not report.reinvite:
+            report.reinvite = tsx_event.src.tdata.wholeMsg
+        elif tsx_event.type == pj.PJSIP_EVENT_RX_MSG and tsx.statusCode >= 200 and not report.reinvite_status:
+            message = tsx_event.src.rdata.wholeMsg
+            report.reinvite_status, report.reinvite_reason = tsx.statusCode, tsx.statusText
+            report.reinvite_answer = message
+            report.reinvite_answer_sdp = sdp_of(message) if tsx.statusCode < 300 else ""
 
     def onCallMediaState(self, prm: Any) -> None:
         self.media_ready = True  # media is connected from the main loop, outside the callback
@@ -258,8 +279,9 @@ class Src:
             self.players.append(player)
 
     # -- the call --------------------------------------------------------------------------------
-    def make_call(self) -> None:
-        args = self.args
+    @staticmethod
+    def call_param() -> Any:
+        """Options for the INVITE and the re-INVITE alike: two audio m-lines, both sendonly."""
         prm = pj.CallOpParam(True)
         prm.opt.audioCount = 2
         prm.opt.videoCount = 0
@@ -269,6 +291,25 @@ class Src:
         directions.append(pj.PJMEDIA_DIR_ENCODING)
         prm.opt.mediaDir = directions
         prm.opt.flag |= pj.PJSUA_CALL_SET_MEDIA_DIR
+        return prm
+
+    @staticmethod
+    def attach_metadata(prm: Any, text: str) -> None:
+        """Send ``text`` as the ``application/rs-metadata+xml`` part; pjsua2 adds its SDP as another part."""
+        part = pj.SipMultipartPart()
+        part.contentType.type = "application"
+        part.contentType.subType = "rs-metadata+xml"
+        disposition = pj.SipHeader()
+        disposition.hName, disposition.hValue = "Content-Disposition", "recording-session"  # RFC 7866
+        part.headers.append(disposition)
+        part.body = text
+        prm.txOption.multipartContentType.type = "multipart"
+        prm.txOption.multipartContentType.subType = "mixed"
+        prm.txOption.multipartParts.append(part)
+
+    def make_call(self) -> None:
+        args = self.args
+        prm = self.call_param()
         require = pj.SipHeader()
         require.hName, require.hValue = "Require", "siprec"  # RFC 7866 §6.1
         accept = pj.SipHeader()
@@ -281,21 +322,42 @@ class Src:
                 if args.metadata
                 else build_metadata((self.labels[0], self.labels[1]) if self.labels else None)
             )
-            part = pj.SipMultipartPart()
-            part.contentType.type = "application"
-            part.contentType.subType = "rs-metadata+xml"
-            disposition = pj.SipHeader()
-            disposition.hName, disposition.hValue = "Content-Disposition", "recording-session"  # RFC 7866
-            part.headers.append(disposition)
-            part.body = text
-            prm.txOption.multipartContentType.type = "multipart"
-            prm.txOption.multipartContentType.subType = "mixed"
-            prm.txOption.multipartParts.append(part)
+            self.attach_metadata(prm, text)
         uri = args.target
         if args.transport != "udp" and "transport=" not in uri.lower():
             uri += f";transport={args.transport}"
         self.call = SrcCall(self.account, self.labels, self.report)
         self.call.makeCall(uri, prm)
+
+    def reinvite(self, call: SrcCall) -> ExitCode | None:
+        """The mid-call re-offer (RFC 3261 §14.1): the same two sendonly m-lines and labels in a fresh SDP from
+        pjsua2 and, with --reinvite-metadata, a new metadata document; waits for its final answer.
+        None when it got a 2xx, else how the run ends."""
+        args = self.args
+        prm = self.call_param()
+        if args.reinvite_metadata is not None:
+            self.attach_metadata(prm, args.reinvite_metadata.read_text(encoding="utf-8"))
+        assert call.confirmed_at is not None
+        self.report.reinvite_at = time.monotonic() - call.confirmed_at
+        call.reinvite_sent = True
+        report = self.report
+        try:
+            call.reinvite(prm)
+        except pj.Error as exc:  # e.g. PJSIP_EMSGTOOLONG: pjsip prints a request into 4000 bytes at most
+            report.error = f"re-INVITE not sent: {exc.info()}"
+            return ExitCode.REINVITE_FAILED
+        self.pump_until(
+            lambda: report.reinvite_status != 0 or call.disconnected_at is not None, args.answer_timeout
+        )
+        if call.disconnected_at is not None:
+            return None  # the caller reports the hangup
+        if report.reinvite_status == 0:
+            report.error = f"no final answer to the re-INVITE within {args.answer_timeout:g} s"
+            return ExitCode.REINVITE_FAILED
+        if not 200 <= report.reinvite_status < 300:
+            report.error = f"re-INVITE answered {report.reinvite_status} {report.reinvite_reason}"
+            return ExitCode.REINVITE_FAILED
+        return None
 
     def connect_media(self, call: SrcCall) -> None:
         info = call.getInfo()
@@ -365,20 +427,32 @@ class Src:
             self.report.error = f"call rejected: {self.report.status} {self.report.reason}"
             return ExitCode.REJECTED
 
-        self.pump_until(lambda: call.disconnected_at is not None, args.duration)
+        def ended() -> bool:
+            return call.disconnected_at is not None
+
+        if args.reinvite_after is not None:
+            self.pump_until(ended, args.reinvite_after)
+            failed = None if ended() else self.reinvite(call)
+            if failed is not None:
+                self.hang_up(call)
+                return failed
+        self.pump_until(ended, args.duration - (time.monotonic() - call.confirmed_at))
         if call.disconnected_at is not None:
             self.report.duration = call.disconnected_at - call.confirmed_at
             return ExitCode.REMOTE_HANGUP
         self.sample_stats(call)
         self.report.duration = time.monotonic() - call.confirmed_at
-        call.hangup(pj.CallOpParam(True))
-        self.bye_sent = True
-        self.pump_until(lambda: call.disconnected_at is not None, args.bye_timeout)
+        self.hang_up(call)
         silent = [s.index for s in self.report.streams if s.packets_sent == 0]
         if silent:
             self.report.error = f"no RTP sent on m-line(s) {silent}"
             return ExitCode.NO_MEDIA
         return ExitCode.OK
+
+    def hang_up(self, call: SrcCall) -> None:
+        call.hangup(pj.CallOpParam(True))
+        self.bye_sent = True
+        self.pump_until(lambda: call.disconnected_at is not None, self.args.bye_timeout)
 
     def conclude(self, code: ExitCode) -> ExitCode:
         """Settle the BYE outcome from the SIP log, complete only once libDestroy() has flushed it."""
@@ -452,6 +526,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rtp-port", type=int, default=0, help="first local RTP port (0: random)")
     parser.add_argument("--answer-timeout", type=float, default=10.0)
     parser.add_argument("--bye-timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--reinvite-after",
+        type=float,
+        help="seconds of media after which a re-INVITE is sent (the call still lasts --duration)",
+    )
+    parser.add_argument(
+        "--reinvite-metadata", type=Path, help="rs-metadata XML file sent in that re-INVITE (default: none)"
+    )
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--log-file", type=Path, help="full pjsua2 log (level 5, SIP messages)")
     args = parser.parse_args(argv)
@@ -459,6 +541,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--labels needs exactly two labels (or 'none')")
     if args.duration <= 0 or args.answer_timeout <= 0 or args.bye_timeout <= 0:
         parser.error("--duration and the timeouts must be positive")
+    if args.reinvite_after is not None and not 0 < args.reinvite_after < args.duration:
+        parser.error("--reinvite-after must lie between 0 and --duration")
+    if args.reinvite_metadata is not None and args.reinvite_after is None:
+        parser.error("--reinvite-metadata needs --reinvite-after")
     if args.tls_ca is not None and args.transport != "tls":
         parser.error("--tls-ca needs --transport tls")
     if not args.srtp_suites.strip(","):
@@ -469,7 +555,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Hard stop if pjsua2 ever blocks inside C code: dump tracebacks and exit.
-    faulthandler.dump_traceback_later(args.answer_timeout + args.duration + args.bye_timeout + 20, exit=True)
+    waits = (
+        args.answer_timeout * (2 if args.reinvite_after is not None else 1) + args.duration + args.bye_timeout
+    )
+    faulthandler.dump_traceback_later(waits + 20, exit=True)
     # pjsua2 prints a few lines to stdout before its log settings apply: keep stdout for the report.
     sys.stdout.flush()
     report_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
