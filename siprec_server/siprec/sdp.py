@@ -45,6 +45,9 @@ _LINE = re.compile(r"^([a-zA-Z])=(.*)$")
 _RTPMAP = re.compile(r"^(\d{1,3})\s+([^/\s]+)/(\d+)(?:/(\d+))?$", re.ASCII)
 # RFC 3551 §4.5: these codecs always run an 8000 Hz RTP clock (G.722 too, for 16 kHz audio).
 _FIXED_CLOCK = {"pcmu": 8000, "pcma": 8000, "g722": 8000, "g729": 8000}
+_CodecEntry = tuple[
+    str, int | None, int | None
+]  # a codec we take: lowercased name, clock, channels (None: any)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -303,8 +306,10 @@ def build_answer(
 ) -> SdpAnswer:
     """Answer `offer` for a recorder listening on `address`, `ports[i]` for the m-line at index i.
 
-    A port of 0 rejects that m-line. `codecs` are the encoding names we decode. `srtp` is the listener's
-    policy; `random_bytes(n)` supplies our SDES keys (injected so that tests are deterministic).
+    A port of 0 rejects that m-line. `codecs` are what we decode: each an encoding name (``PCMU``), optionally
+    with the RTP clock rate and channel count it must be offered with (``L16/16000/1``, ``opus/48000``); a
+    malformed entry raises ValueError. `srtp` is the listener's policy; `random_bytes(n)` supplies our SDES
+    keys (injected so that tests are deterministic).
     """
     if len(ports) != len(offer.media):
         raise ValueError(f"{len(ports)} ports given for {len(offer.media)} offered m-lines")
@@ -318,7 +323,7 @@ def build_answer(
         f"c=IN {addrtype} {address}",
         "t=0 0",
     ]
-    wanted = [codec.lower() for codec in codecs]
+    wanted = [_codec_entry(codec) for codec in codecs]
     streams: list[NegotiatedStream] = []
     for index, (media, port) in enumerate(zip(offer.media, ports, strict=True)):
         stream, media_lines = _answer_media(index, media, port, wanted, srtp, random_bytes)
@@ -331,7 +336,7 @@ def _answer_media(
     index: int,
     media: MediaDescription,
     port: int,
-    wanted: Sequence[str],
+    wanted: Sequence[_CodecEntry],
     policy: SrtpPolicy,
     random_bytes: Callable[[int], bytes],
 ) -> tuple[NegotiatedStream, list[str]]:
@@ -393,14 +398,30 @@ def _answer_media(
     return stream, lines
 
 
-def _choose_codec(media: MediaDescription, wanted: Sequence[str]) -> tuple[int, RtpMap] | None:
+def _codec_entry(text: str) -> _CodecEntry:
+    name, *numbers = text.strip().split("/")
+    if not name or len(numbers) > 2 or not all(_digits(n) for n in numbers):
+        raise ValueError(f"codec {text!r} is not '<name>[/<clock rate>[/<channels>]]'")
+    clock = int(numbers[0]) if numbers else None
+    channels = int(numbers[1]) if len(numbers) == 2 else None
+    return name.lower(), clock, channels
+
+
+def _choose_codec(media: MediaDescription, wanted: Sequence[_CodecEntry]) -> tuple[int, RtpMap] | None:
     for fmt in media.formats:  # RFC 3264 §6.1: the offerer's preference order
         if not _digits(fmt) or int(fmt) not in media.rtpmap:
             continue
         rtpmap = media.rtpmap[int(fmt)]
         name = rtpmap.encoding.lower()
-        if name in wanted and _FIXED_CLOCK.get(name, rtpmap.clock_rate) == rtpmap.clock_rate:
-            return int(fmt), rtpmap
+        if _FIXED_CLOCK.get(name, rtpmap.clock_rate) != rtpmap.clock_rate:
+            continue  # e.g. G722/16000: RFC 3551 §4.5.2 fixes its RTP clock at 8000 Hz
+        for entry_name, clock, channels in wanted:
+            if (
+                entry_name == name
+                and clock in (None, rtpmap.clock_rate)
+                and channels in (None, rtpmap.channels)
+            ):
+                return int(fmt), rtpmap
     return None
 
 
