@@ -51,8 +51,10 @@ class StreamTimeline:
         "_anchor_ts",
         "_anchored",
         "_buffer",
+        "_codec",
         "_current_seen",
         "_decode",
+        "_decoder",
         "_den",
         "_held",
         "_jump",
@@ -83,6 +85,9 @@ class StreamTimeline:
         self.sample_rate = codec.sample_rate
         self.stats = stats if stats is not None else StreamStats()
         self._decode = codec.decode
+        self._codec = codec
+        # Stateful codecs (G.722, G.729, Opus) decode through this stream's own decoder, in timestamp order.
+        self._decoder = codec.new_decoder() if codec.stateful is not None else None
         self._pt = payload_type
         self._te_pt = -1 if telephone_event_pt is None else telephone_event_pt
         ratio = Fraction(codec.sample_rate, codec.clock_rate)
@@ -376,21 +381,44 @@ class StreamTimeline:
 
     def _place(self, payloads: list[bytes], positions: list[int]) -> None:
         """Decode the batch in one call and copy it as runs of contiguous packets (usually one run)."""
+        if self._decoder is not None:
+            self._place_stateful(payloads, positions)
+            return
         joined = b"".join(payloads)
         samples = self._decode(joined)
         total = len(samples)
         scaled = total != len(joined)
+        counts = [len(p) * total // len(joined) if scaled else len(p) for p in payloads]
+        self._write_runs(positions, samples, counts)
+
+    def _place_stateful(self, payloads: list[bytes], positions: list[int]) -> None:
+        """A decoder with memory needs its packets in timestamp order; each payload says how long it is."""
+        assert self._decoder is not None
+        order = sorted(range(len(positions)), key=positions.__getitem__)
+        payloads = [payloads[i] for i in order]
+        positions = [positions[i] for i in order]
+        counts = [self._codec.samples_in(p) for p in payloads]
+        samples = self._decoder.decode(payloads)
+        expected = sum(counts)
+        if (
+            len(samples) != expected
+        ):  # a decoder that returned more or less than the framing says: trust framing
+            fitted = np.zeros(expected, dtype=np.int16)
+            fitted[: min(expected, len(samples))] = samples[:expected]
+            samples = fitted
+        self._write_runs(positions, samples, counts)
+
+    def _write_runs(self, positions: list[int], samples: npt.NDArray[np.int16], counts: list[int]) -> None:
         runs: list[tuple[int, int, int]] = []
         run_pos = next_pos = low = high = positions[0]
         run_off = offset = 0
-        for pos, payload in zip(positions, payloads, strict=True):
+        for pos, count in zip(positions, counts, strict=True):
             if pos != next_pos:
                 runs.append((run_pos, run_off, offset))
                 high = max(high, next_pos)
                 low = min(low, pos)
                 run_pos = pos
                 run_off = offset
-            count = len(payload) * total // len(joined) if scaled else len(payload)
             offset += count
             next_pos = pos + count
         runs.append((run_pos, run_off, offset))

@@ -11,12 +11,22 @@ from typing import Any
 from uuid import UUID
 
 from media import MediaSession, StreamSpec, codec_for
+from media.codecs import DECODABLE, WIDEBAND_RATE, recording_rate
 
 from .session_timer import Refresher, TimerAnswer, bye_deadline, refresh_deadline
 from .sip import DialogId
 from .siprec import ChannelLayout, NegotiatedStream, RecordingMetadata, SdpAnswer, SrtpPolicy
 
-__all__ = ["Call", "existing_file", "stream_spec", "stream_specs", "takeable", "with_version"]
+__all__ = [
+    "Call",
+    "answer_rate",
+    "existing_file",
+    "offerable_codecs",
+    "stream_spec",
+    "stream_specs",
+    "takeable",
+    "with_version",
+]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -42,6 +52,7 @@ class Call:
     refresher: Refresher | None = None
     refreshed_at: float = 0.0  # monotonic time of the last refresh (theirs or ours)
     srtp_policy: SrtpPolicy = SrtpPolicy.ALLOW  # of the listener the call came in on
+    sample_rate: int = 8000  # of the recording file, fixed when it is opened
 
     spec_count: int = 0  # media streams opened so far; the next one takes this index
 
@@ -88,11 +99,16 @@ def takeable(media: Any) -> bool:
     return bool(media.media == "audio" and media.port)
 
 
-def stream_spec(stream: NegotiatedStream, index: int, channel: int) -> StreamSpec | None:
-    """The media side of an answered m-line; None when it is not received (port 0, nothing decodable)."""
-    codec = codec_for(stream.codec) if stream.codec else None
+def stream_spec(stream: NegotiatedStream, index: int, channel: int, sample_rate: int) -> StreamSpec | None:
+    """The media side of an answered m-line; None when it is not received (port 0, nothing decodable).
+    A narrowband stream in a wideband recording is decoded and upsampled to the recording's rate."""
+    codec = codec_for(stream.codec, stream.clock_rate) if stream.codec else None
     if not stream.port or codec is None or stream.payload_type is None:
         return None
+    if codec.sample_rate != sample_rate:
+        if not (codec.narrowband and sample_rate == WIDEBAND_RATE):
+            return None  # a wideband stream cannot join a narrowband file opened earlier in the call
+        codec = codec.upsampled()
     return StreamSpec(
         index=index,
         channel=channel,
@@ -103,15 +119,34 @@ def stream_spec(stream: NegotiatedStream, index: int, channel: int) -> StreamSpe
     )
 
 
+def answer_rate(answer: SdpAnswer) -> int:
+    """The recording's sample rate: 8 kHz when every received stream is narrowband, else 16 kHz."""
+    codecs = [codec_for(s.codec, s.clock_rate) for s in answer.streams if s.port and s.codec]
+    return recording_rate(c for c in codecs if c is not None)
+
+
+def offerable_codecs(sample_rate: int) -> tuple[str, ...]:
+    """What a re-answer may choose: every decodable codec for a wideband file, narrowband ones otherwise."""
+    if sample_rate == WIDEBAND_RATE:
+        return DECODABLE
+    narrow = []
+    for entry in DECODABLE:
+        name, _, rest = entry.partition("/")
+        codec = codec_for(name, int(rest.split("/")[0]) if rest else None)
+        if codec is not None and codec.narrowband:
+            narrow.append(entry)
+    return tuple(narrow)
+
+
 def stream_specs(
-    answer: SdpAnswer, layout: ChannelLayout
+    answer: SdpAnswer, layout: ChannelLayout, sample_rate: int
 ) -> tuple[list[StreamSpec], list[int], dict[int, int]]:
     """Specs and ports for the m-lines an answer receives, and which spec each m-line got."""
     specs: list[StreamSpec] = []
     ports: list[int] = []
     spec_of: dict[int, int] = {}
     for stream in answer.streams:
-        spec = stream_spec(stream, len(specs), layout.stream_channels[stream.index])
+        spec = stream_spec(stream, len(specs), layout.stream_channels[stream.index], sample_rate)
         if spec is None:
             continue
         spec_of[stream.index] = spec.index

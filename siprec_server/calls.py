@@ -18,11 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from media import SUPPORTED as SUPPORTED_CODECS
 from media import MediaSession, PortPool, PortsExhausted, RecordingResult
+from media.codecs import DECODABLE
 from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, PauseRecord, RecordingStatus
 
-from .call import Call, existing_file, stream_spec, stream_specs, takeable, with_version
+from .call import (
+    Call,
+    answer_rate,
+    existing_file,
+    offerable_codecs,
+    stream_spec,
+    stream_specs,
+    takeable,
+    with_version,
+)
 from .config import Config
 from .log_limit import LogLimiter
 from .metrics import Metrics, RtpTotals
@@ -314,6 +323,7 @@ class CallManager:
         path = self._blobs.path_for(recording_id, started_at, "flac")
         session_id = random.getrandbits(31)  # our o= line's id, kept for every later answer (RFC 3264 §8)
         media, ports, answer, spec_of = await self._open_media(offer, layout, str(path), policy, session_id)
+        sample_rate = answer_rate(answer)
         try:
             participants = participants_for(offer.metadata, layout)
             row = await self._catalogue.create(
@@ -326,7 +336,7 @@ class CallManager:
                     participants=participants,
                     streams=stream_records(answer, layout, None, spec_of),
                     channels=layout.channels,
-                    sample_rate=8000,
+                    sample_rate=sample_rate,
                     file_path=str(path),
                     format="flac",
                     raw_metadata=offer.metadata_raw.decode("utf-8", "replace")
@@ -378,12 +388,13 @@ class CallManager:
                 offer.sdp,
                 address=self._config.advertised_host,
                 ports=ports,
-                codecs=SUPPORTED_CODECS,
+                codecs=DECODABLE,
                 session_id=session_id,
                 session_version=1,
                 srtp=policy,
             )
-            specs, listen_ports, spec_of = stream_specs(answer, layout)
+            sample_rate = answer_rate(answer)
+            specs, listen_ports, spec_of = stream_specs(answer, layout, sample_rate)
             # Offered m-lines we answered with port 0 give their port back at once.
             self._release([p for p, s in zip(ports, answer.streams, strict=True) if p and not s.port])
             live = {s.index: s.port for s in answer.streams if s.port}
@@ -394,6 +405,7 @@ class CallManager:
                     specs,
                     channels=layout.channels,
                     path=path,
+                    sample_rate=sample_rate,
                     reorder_window=self._config.reorder_window,
                 )
             except OSError as exc:
@@ -479,7 +491,7 @@ class CallManager:
             offer.sdp,
             address=self._config.advertised_host,
             ports=ports,
-            codecs=SUPPORTED_CODECS,
+            codecs=offerable_codecs(call.sample_rate),
             session_id=call.session_id,
             session_version=call.session_version,
             srtp=call.srtp_policy,
@@ -491,7 +503,9 @@ class CallManager:
         for stream in answer.streams:
             earlier = call.mline_for(stream.label, stream.index)
             if stream.index in fresh:
-                spec = stream_spec(stream, call.next_spec(), layout.stream_channels[stream.index])
+                spec = stream_spec(
+                    stream, call.next_spec(), layout.stream_channels[stream.index], call.sample_rate
+                )
                 if spec is None:  # answered with port 0 after all (nothing we decode)
                     self._release([ports[stream.index]])
                     continue

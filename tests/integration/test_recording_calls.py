@@ -147,3 +147,30 @@ def test_loss_and_reordering_leave_silent_gaps_and_the_right_length(
     assert abs(gap_time - dropped * PACKET) < 0.002 * dropped + 0.005, (gap_time, dropped, gaps)
     assert abs(peak_frequency(right, audio.sample_rate) - 1000) < 5
     assert np.count_nonzero(audio.channel(0)) > 0.9 * audio.frames
+
+
+def test_g722_call_is_recorded_wideband(server: ServerProcess, tmp_path: Path) -> None:
+    # The SRC prefers G.722: the answer takes it, the recording is 16 kHz, tones land where they belong.
+    report = run_pjsua(
+        server,
+        tmp_path,
+        "--duration",
+        "3",
+        "--codecs",
+        "G722,PCMU",
+        "--caller-tone",
+        "440",
+        "--callee-tone",
+        "3000",
+    )
+    assert report["status"] == 200
+    assert "G722/8000" in report["answer_sdp"] and "PCMU" not in report["answer_sdp"]
+    row = server.wait_for_recording(finished(report["call_id"]))
+    assert row["status"] == "complete", row
+    assert row["sample_rate"] == 16000 and [s["codec"] for s in row["streams"]] == ["G722", "G722"]
+    audio = read_audio(export(server, row["reference"], tmp_path / "wideband.flac"))
+    assert audio.sample_rate == 16000 and audio.channels == 2
+    assert abs(peak_frequency(audio.channel(0), audio.sample_rate) - 440) < 5
+    # The 3 kHz tone came through G.722's upper and lower sub-bands and the 16 kHz file intact.
+    assert abs(peak_frequency(audio.channel(1), audio.sample_rate) - 3000) < 10
+    assert abs(audio.duration - media_span(row)) < 0.04
