@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .errors import SipParseError
-from .headers import TOKEN, Headers, split_unquoted
+from .headers import TOKEN, Headers, split_unquoted, unquoted_chars
 
 _BARE_VALUE: Final = re.compile(r"[A-Za-z0-9.!%*_+`'~:\[\]-]+")
 _BAD_BARE_VALUE: Final = re.compile(r'[\s"<>]')
@@ -104,20 +104,7 @@ class NameAddr:
 
 
 def _find_unquoted(text: str, char: str) -> int:
-    quoted = escaped = False
-    for index, current in enumerate(text):
-        if quoted:
-            if escaped:
-                escaped = False
-            elif current == "\\":
-                escaped = True
-            elif current == '"':
-                quoted = False
-        elif current == '"':
-            quoted = True
-        elif current == char:
-            return index
-    return -1
+    return next((index for index, current in unquoted_chars(text) if current == char), -1)
 
 
 def default_port(transport: str) -> int:

@@ -107,17 +107,10 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(name.lower(), name)
 
 
-def split_unquoted(value: str, separator: str) -> list[str]:
-    """Split on `separator` outside quoted strings (with backslash escapes) and outside <...>."""
-    if separator not in value:
-        return [value]
-    if '"' not in value and "<" not in value:
-        return value.split(separator)
-    parts: list[str] = []
-    depth = 0
+def unquoted_chars(text: str) -> Iterator[tuple[int, str]]:
+    """The characters of `text` outside quoted strings (RFC 3261 §25.1, with backslash escapes), indexed."""
     quoted = escaped = False
-    start = 0
-    for index, char in enumerate(value):
+    for index, char in enumerate(text):
         if quoted:
             if escaped:
                 escaped = False
@@ -127,7 +120,21 @@ def split_unquoted(value: str, separator: str) -> list[str]:
                 quoted = False
         elif char == '"':
             quoted = True
-        elif char == "<":
+        else:
+            yield index, char
+
+
+def split_unquoted(value: str, separator: str) -> list[str]:
+    """Split on `separator` outside quoted strings (with backslash escapes) and outside <...>."""
+    if separator not in value:
+        return [value]
+    if '"' not in value and "<" not in value:
+        return value.split(separator)
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for index, char in unquoted_chars(value):
+        if char == "<":
             depth += 1
         elif char == ">" and depth:
             depth -= 1
