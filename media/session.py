@@ -1,9 +1,9 @@
-"""One call's media: receivers, the recorder and the file, driven by a periodic tick (asyncio glue).
+"""One call's media: receivers, the recorder and the file, serviced by the shared pump (asyncio glue).
 
-Every ``tick`` seconds the session drains each receiver into the :class:`CallRecorder`; every
-``write_interval`` seconds it also writes the frames that became final (larger writes cost libFLAC and the
-executor hand-off less per second of audio). Writes run in a thread executor so the event loop never waits
-for the disk; they are strictly sequential because the tick awaits each write before it goes on.
+Every ``tick`` seconds the loop's :class:`~media.pump.MediaPump` lets the session drain each receiver into the
+:class:`CallRecorder`; every ``write_interval`` seconds the session also hands the frames that became final to
+the :class:`~media.write_queue.WriteQueue` thread (larger writes cost libFLAC less per second of audio). A
+file's writes run in submission order on that thread, so the event loop never waits for the disk.
 
 Mid-call changes come from re-offers: :meth:`MediaSession.add_stream` binds a receiver for a new m-line,
 :meth:`MediaSession.remove_stream` releases one (port 0), :meth:`MediaSession.set_paused` and
@@ -19,9 +19,11 @@ import os
 import time
 from collections.abc import Sequence
 
+from media.pump import MediaPump
 from media.receiver import RtpReceiver
-from media.recorder import CallRecorder, RecordingResult, StreamSpec
+from media.recorder import CallRecorder, Frames, RecordingResult, StreamSpec
 from media.stats import StreamStatsSnapshot
+from media.write_queue import WriteQueue
 from media.writer import AudioWriter, FlacWriter
 
 __all__ = ["MediaSession"]
@@ -49,12 +51,15 @@ class MediaSession:
         self._host = host if host is not None else next((r.host for _, r in receivers), None)
         self._recorder = recorder
         self._writer = writer
-        self._tick = tick
         self._write_interval = write_interval
-        self._write: asyncio.Future[None] | None = None
+        self._writes = WriteQueue.shared()
+        self._failure: BaseException | None = None  # set by the writer thread; then nothing more is written
         self._result: RecordingResult | None = None
         self._closing = False
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._next_write = loop.time() + write_interval
+        self._pump = MediaPump.shared(tick)
+        self._pump.add(self)
 
     @classmethod
     async def open(
@@ -174,26 +179,23 @@ class MediaSession:
         if self._result is not None:
             return self._result
         self._closing = True
-        loop = asyncio.get_running_loop()
-        self._task.cancel()
-        await asyncio.wait({self._task})
-        failure = None if self._task.cancelled() else self._task.exception()
+        self._pump.discard(self)
         receivers = list(self._receivers.values())
         for _, receiver in receivers:
             receiver.close()
+        frames: Frames | None = None
+        failure: BaseException | None = None
         try:
-            if self._write is not None:
-                await self._write  # the write a cancelled tick left running: keep the order of frames
-            if failure is None:
-                self._collect()
-                frames = self._recorder.mix_final(time.time())
-                if frames is not None:
-                    await loop.run_in_executor(None, self._writer.write, frames)
+            self._collect()
+            frames = self._recorder.mix_final(time.time())
+        except Exception as exc:
+            failure = exc
+        try:
+            await self._writes.run(lambda: self._write_last(frames))
         except Exception as exc:
             failure = failure or exc
-        finally:
-            await loop.run_in_executor(None, self._writer.close)
-            await asyncio.gather(*(receiver.wait_closed() for _, receiver in receivers))
+        await asyncio.gather(*(receiver.wait_closed() for _, receiver in receivers))
+        failure = failure or self._failure
         self._result = self._recorder.result()
         if failure is not None:
             raise failure
@@ -207,26 +209,34 @@ class MediaSession:
         )
         return self._result
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_write = loop.time() + self._write_interval
-        while True:
-            await asyncio.sleep(self._tick)
-            self._collect()
-            if loop.time() < next_write:
-                continue
-            next_write = loop.time() + self._write_interval
-            frames = self._recorder.mix(time.time())
-            if frames is not None:
-                self._write = loop.run_in_executor(None, self._writer.write, frames)
-                try:
-                    await asyncio.shield(self._write)  # if cancelled, close() waits for this write
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("writing the recording failed; media is no longer recorded")
-                    raise
-                self._write = None
+    def service(self, now: float) -> None:
+        """One pump tick (``now``: the loop's clock): drain the receivers; every ``write_interval``, hand
+        the frames that became final to the writer thread."""
+        self._collect()
+        if now < self._next_write or self._failure is not None:
+            return
+        self._next_write = now + self._write_interval
+        frames = self._recorder.mix(time.time())
+        if frames is not None:
+            self._writes.submit(lambda: self._write(frames))
+
+    def _write(self, frames: Frames) -> None:
+        """Writer thread: append ``frames`` unless an earlier write failed."""
+        if self._failure is not None:
+            return
+        try:
+            self._writer.write(frames)
+        except Exception as exc:
+            self._failure = exc
+            log.exception("writing the recording failed; media is no longer recorded")
+
+    def _write_last(self, frames: Frames | None) -> None:
+        """Writer thread: the final frames, then close the file whatever happened before."""
+        try:
+            if frames is not None and self._failure is None:
+                self._writer.write(frames)
+        finally:
+            self._writer.close()
 
     def _collect(self) -> None:
         recorder = self._recorder

@@ -100,6 +100,14 @@ class _GaugeCallback(Collector):
         yield GaugeMetricFamily(self._name, self._help, value=self._read())
 
 
+class _CounterCallback(Collector):
+    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        self._name, self._help, self._read = name, help_text, read
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(self._name, self._help, value=self._read())
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -169,3 +177,7 @@ class Metrics:
 
     def watch_gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         self.registry.register(_GaugeCallback(name, help_text, read))
+
+    def watch_counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A counter read at scrape time (``name`` without the ``_total`` suffix)."""
+        self.registry.register(_CounterCallback(name, help_text, read))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import sys
 import time
@@ -19,6 +20,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from media import PortPool, recorded_duration
+from media.pump import MediaPump
+from media.write_queue import WriteQueue
 from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus
 
 from .bootstrap import open_storage
@@ -52,6 +55,7 @@ async def run_server(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    _raise_file_limit(config)
     metrics = Metrics()
     async with open_storage(config) as storage:
         await recover_unfinished(storage.catalogue, storage.blobs)
@@ -84,6 +88,7 @@ async def run_server(config: Config) -> int:
             "hangtar_active_streams", "RTP streams being recorded", lambda: manager.active_streams
         )
         metrics.watch_gauge("hangtar_rtp_ports_free", "Free RTP/RTCP port pairs", lambda: manager.free_ports)
+        _watch_media_path(metrics)
 
         async def health() -> dict[str, Any]:
             database = "ok"
@@ -153,6 +158,47 @@ async def recover_unfinished(catalogue: Catalogue, blobs: FileBlobStore) -> None
         log.warning(
             "recording %s was left unfinished by a previous run; kept as interrupted", recording.reference
         )
+
+
+def _raise_file_limit(config: Config) -> None:
+    """Every recorded stream holds two sockets (RTP, RTCP), and each call a file: lift the soft limit on open
+    files towards the hard one so ``max_calls`` fits (a default soft limit of 1024 caps near 250 calls)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = config.rtp_port_max - config.rtp_port_min + 1 + 4 * config.max_calls + 256
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        log.info("open files limit raised from %d to %d", soft, wanted)
+    if wanted < 4 * config.max_calls:
+        log.warning(
+            "the open files limit (%d) is below what %d calls need; raise the hard limit (LimitNOFILE=)",
+            wanted,
+            config.max_calls,
+        )
+
+
+def _watch_media_path(metrics: Metrics) -> None:
+    """The media pump's load and the writer thread's backlog: how close the media path is to its limit."""
+    writes = WriteQueue.shared()
+    metrics.watch_counter(
+        "hangtar_media_busy_seconds",
+        "Time the media pump spent receiving, placing and mixing audio (divide by elapsed time: core share)",
+        lambda: sum(s.busy_seconds for s in MediaPump.all_stats()),
+    )
+    metrics.watch_counter(
+        "hangtar_media_tick_overruns",
+        "Media ticks that started late because the previous one had not finished (the media path is behind)",
+        lambda: sum(s.overruns for s in MediaPump.all_stats()),
+    )
+    metrics.watch_gauge(
+        "hangtar_media_cycle_seconds",
+        "Duration of the last media tick over all sessions, including yields to the event loop",
+        lambda: max((s.last_cycle for s in MediaPump.all_stats()), default=0.0),
+    )
+    metrics.watch_gauge(
+        "hangtar_write_backlog", "Audio writes queued for the writer thread", lambda: writes.pending
+    )
 
 
 async def _watch_loop_lag(metrics: Metrics) -> None:
