@@ -54,6 +54,7 @@ class MediaSession:
         self._write_interval = write_interval
         self._writes = WriteQueue.shared()
         self._failure: BaseException | None = None  # set by the writer thread; then nothing more is written
+        self._paused_streams: set[int] = set()
         self._result: RecordingResult | None = None
         self._closing = False
         loop = asyncio.get_running_loop()
@@ -120,6 +121,10 @@ class MediaSession:
         """Pause or resume one stream now (its m-line went `a=inactive`, or back); ``index`` is its
         :attr:`StreamSpec.index`. When every stream is paused, the recording counts as paused."""
         self._recorder.set_stream_paused(index, paused, time.time())
+        if paused:
+            self._paused_streams.add(index)
+        else:
+            self._paused_streams.discard(index)
 
     def pauses(self) -> list[tuple[float, float | None]]:
         """Pause intervals of the whole recording so far, seconds from the first frame; the end of an open
@@ -170,6 +175,15 @@ class MediaSession:
         """True once any valid RTP packet arrived on any stream."""
         self._collect()
         return self._recorder.received_any()
+
+    def silent_streams(self) -> list[int]:
+        """Indices of the streams being received, not paused, that have not delivered one RTP packet yet."""
+        self._collect()
+        return [
+            index
+            for index in self._receivers
+            if index not in self._paused_streams and self._recorder.stream_stats(index).packets == 0
+        ]
 
     async def close(self) -> RecordingResult:
         """Stop receiving, write the rest of the media and close the file.

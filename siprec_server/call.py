@@ -47,6 +47,7 @@ class Call:
     session_id: int = field(default_factory=lambda: random.getrandbits(31))
     ending: bool = False
     no_media_warned: bool = False
+    media_checked: bool = False  # every stream delivered, or the silent ones were reported
     created_monotonic: float = field(default_factory=time.monotonic)
     timer_interval: int | None = None  # RFC 4028 session interval, None = no session timer
     refresher: Refresher | None = None

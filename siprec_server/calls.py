@@ -754,18 +754,36 @@ class CallManager:
         self.driver.flush()
 
     def _check_media(self, now: float) -> None:
+        """GUIDE §2.8: a call or a stream that delivers nothing within ``no_media_timeout`` is reported
+        loudly (log, metric) while the call runs; its final status says the same (``no_media``/``one_way``)."""
+        timeout = self._config.no_media_timeout
         for call in self._calls.values():
-            if call.no_media_warned or call.media.received_any():
+            if call.media_checked or now - call.created_monotonic < timeout:
                 continue
-            if now - call.created_monotonic >= self._config.no_media_timeout:
-                call.no_media_warned = True
-                self._metrics.calls_without_media.inc()
+            if call.media.paused:
+                continue  # on hold from the start: nothing is expected
+            silent = call.media.silent_streams()
+            if not call.media.received_any():
+                if not call.no_media_warned:
+                    call.no_media_warned = True
+                    self._metrics.calls_without_media.inc()
+                    log.warning(
+                        "call %s: recording %s has received no RTP after %.0f s on ports %s",
+                        call.call_id,
+                        call.reference,
+                        timeout,
+                        call.ports,
+                    )
+                continue  # media may still start: then the one-way check follows
+            call.media_checked = True
+            if silent:
+                self._metrics.calls_one_way.inc()
                 log.warning(
-                    "call %s: recording %s has received no RTP after %.0f s on ports %s",
+                    "call %s: recording %s is one-way: stream(s) %s sent no RTP in %.0f s while others did",
                     call.call_id,
                     call.reference,
-                    self._config.no_media_timeout,
-                    call.ports,
+                    silent,
+                    timeout,
                 )
 
     async def shutdown(self, grace: float) -> None:

@@ -144,6 +144,11 @@ class Metrics:
             "Recording sessions that had received no RTP at all within recording.no_media_timeout",
             registry=self.registry,
         )
+        self.calls_one_way = PromCounter(
+            "hangtar_calls_one_way",
+            "Recording sessions where some streams delivered RTP within recording.no_media_timeout and others none",
+            registry=self.registry,
+        )
         self.metadata_dialects = PromCounter(
             "hangtar_metadata_dialect",
             "Metadata documents by namespace kind and root element",

@@ -1,16 +1,17 @@
-"""Server lifecycle under real calls: a lost ACK, a graceful shutdown mid-call, a crash mid-call."""
+"""Server lifecycle under real calls: lost ACK, graceful shutdown and crash mid-call, a one-way call."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.audio import peak_frequency, read_audio
-from tests.peers.sipp_runner import SIPREC_UAC_NOACK, run_sipp, siprec_keys
+from tests.peers.sipp_runner import SIPREC_UAC_NOACK, run_sipp, run_siprec_call, siprec_keys
 
 from .server import ServerProcess, free_port, rtp_range
 from .sip_probe import UdpProbe, request, status_of
@@ -128,5 +129,32 @@ def test_crash_mid_call_keeps_the_audio_written_so_far(data_dir: Path, tmp_path:
         assert (
             shown["duration_seconds"] is not None and abs(shown["duration_seconds"] - audio.duration) < 0.05
         )
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_one_way_call_is_reported_while_it_runs_and_in_the_catalogue(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        data_dir=data_dir, sip_port=free_port(), http_port=free_port(), rtp_ports=rtp_range()
+    )
+    server.start(env={"HANGTAR_RECORDING_NO_MEDIA_TIMEOUT": "1.5"})
+    try:
+        call = run_siprec_call(
+            f"127.0.0.1:{server.sip_port}", workdir=tmp_path, duration=4.0, send_stream2=False
+        )
+        assert call.sipp.ok, call.sipp.describe()
+        call_id = sipp_call_id(call.sipp.received(status=200, cseq="INVITE")[0].text)
+        row = server.wait_for_recording(lambda r: r["call_id"] == call_id and r["status"] != "recording")
+        assert row["status"] == "one_way", row
+        assert [s["packets"] > 0 for s in row["streams"]] == [True, False]
+        # Loud while the call ran: a warning naming the silent stream, and the metric.
+        assert re.search(
+            rf"call {re.escape(call_id)}: recording {row['reference']} is one-way: stream\(s\) \[1\]",
+            server.log(),
+        )
+        assert server.metric("hangtar_calls_one_way_total") == 1
+        assert server.metric("hangtar_calls_without_media_total") == 0
     finally:
         assert server.stop() == 0

@@ -344,9 +344,11 @@ def run_siprec_call(
     impairments: Impairments | None = None,
     answer_timeout: float = 10.0,
     timeout: float = 60.0,
+    send_stream2: bool = True,
 ) -> SiprecCallResult:
     """One SIPREC call: SIPp sends ``caller_tone`` on m-line 1, an RtpSender ``callee_tone`` on m-line 2
-    (with ``impairments``), from the port offered for m-line 2 in the INVITE."""
+    (with ``impairments``), from the port offered for m-line 2 in the INVITE; with ``send_stream2`` false,
+    m-line 2 stays silent (a one-way call)."""
     host, _, port = target.rpartition(":")
     ip = local_address_for(host, int(port or 5060))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp_socket:
@@ -368,6 +370,8 @@ def run_siprec_call(
                 answer = sipp.wait_for_answer(answer_timeout)
             except SippError:
                 return SiprecCallResult(sipp=sipp.wait(), answer=None, stream2=None)
+            if not send_stream2:
+                return SiprecCallResult(sipp=sipp.wait(), answer=answer, stream2=None)
             sender = RtpSender(
                 destination=(answer.ip, answer.port2),
                 duration=max(PTIME, duration - 0.05),  # ends just before SIPp's BYE
