@@ -21,6 +21,10 @@ CORES = [
     "probation",
     "pauses",
     "decrypt",
+    "dtmf",
+    "telephone_event",
+    "goertzel",
+    "dtmf_inband",
 ]
 IO_MODULES = {"asyncio", "socket", "selectors", "time", "threading", "soundfile", "os", "datetime"}
 
