@@ -10,6 +10,16 @@ hangs up is recorded to its end), so a call that ends with its media is as long 
 Streams may join mid-call (:meth:`CallRecorder.add_stream`: silence before their first packet) and leave
 (:meth:`CallRecorder.remove_stream`: what they sent is kept). SRTP streams are decrypted batch by batch before
 their timeline sees them (:mod:`media.decrypt`). Pauses follow :mod:`media.pauses`.
+
+Anchoring by arrival puts a stream whose path is slower late by the difference. Once RTCP sender reports of
+two or more streams are known, the streams are moved onto the SRC's clock (:mod:`media.clock_sync`): a new
+report is checked against the other streams' (one that contradicts them all by more than
+:data:`media.clock_sync.MAX_SKEW` is counted and ignored), then the streams lagging behind the least-delayed
+one are shifted earlier, by at most the reorder window less :data:`media.clock_sync.ALIGN_MARGIN` in all (their
+packets must still land after what was handed out); when the paths differ by more, the least-delayed stream
+moves later for the rest. Each move drops or pads its size once. Without sender reports nothing moves. With
+``sync_wait``, output waits up to that long after the first packet for every delivering stream's first
+report: streams aligned before anything is handed out move whole, with nothing dropped or padded.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from media.clock_sync import ALIGN_MARGIN, SyncPoint, alignment, consistent
 from media.codecs import Codec
 from media.decrypt import decrypt_batch
 from media.pauses import PauseState
@@ -71,6 +82,7 @@ class CallRecorder:
         "_decryptors",
         "_emitted",
         "_frames",
+        "_max_advance",
         "_mixing",
         "_origin",
         "_pauses",
@@ -79,6 +91,7 @@ class CallRecorder:
         "_retiring",
         "_sample_rate",
         "_specs",
+        "_sync_wait",
         "_timelines",
     )
 
@@ -89,7 +102,10 @@ class CallRecorder:
         channels: int,
         sample_rate: int = 8000,
         reorder_window: float = 0.3,
+        sync_wait: float = 0.0,
     ) -> None:
+        """``sync_wait``: seconds from the first packet that output waits for a sender report of every
+        stream that delivers, so the streams can be aligned before anything is handed out (0: never waits)."""
         if channels < 1:
             raise ValueError("at least one channel is needed")
         if reorder_window < 0:
@@ -97,6 +113,8 @@ class CallRecorder:
         self._channels = channels
         self._sample_rate = sample_rate
         self._reorder_window = reorder_window
+        self._max_advance = round(max(0.0, reorder_window - ALIGN_MARGIN) * sample_rate)
+        self._sync_wait = sync_wait
         self._specs: list[StreamSpec] = []
         self._timelines: dict[int, StreamTimeline] = {}
         self._decryptors: dict[int, SrtpDecryptor] = {}
@@ -131,7 +149,7 @@ class CallRecorder:
         return self._pauses.paused
 
     def stream_stats(self, stream_index: int) -> StreamStats:
-        """The live (mutable) statistics of one stream."""
+        """The live (mutable) statistics of one stream (cheap: ``jitter_ms`` is folded in by ``snapshot()``)."""
         return self._timelines[stream_index].stats
 
     def snapshots(self) -> list[StreamStatsSnapshot]:
@@ -192,13 +210,25 @@ class CallRecorder:
             for each in self._timelines.values():
                 each.origin = self._origin
         timeline.add(packets)
+        if timeline.sync_offered:
+            self._synchronise(stream_index)
 
     def mix(self, now: float) -> Frames | None:
         """Frames older than ``now - reorder_window`` not yet handed out, shape ``(n, channels)``, or None."""
         if self._origin is None:
             return None
+        if self._emitted is None and now - self._origin < self._sync_wait and not self._synchronised():
+            return None  # the start waits for sender reports: aligned before written, nothing dropped
         until = math.floor((now - self._reorder_window - self._origin) * self._sample_rate)
         return self._render(until)
+
+    def _synchronised(self) -> bool:
+        """Every stream that delivered audio has an accepted sender report (or only one stream delivered and
+        no other is expected)."""
+        delivering = [t for t in self._timelines.values() if t.start_pos is not None]
+        if len(self._timelines) < 2:
+            return True
+        return len(delivering) >= 2 and all(t.sync_point() is not None for t in delivering)
 
     def mix_final(self, now: float | None = None) -> Frames | None:
         """Everything up to the end of the last packet of any stream, or of the last pause if later (one
@@ -222,6 +252,28 @@ class CallRecorder:
             streams=self.snapshots(),
             pauses=[(begin, duration if end is None else end) for begin, end in pauses],
         )
+
+    def _synchronise(self, stream_index: int) -> None:
+        """A new sender report on one stream: check it against the other streams', then align them all."""
+        timeline = self._timelines[stream_index]
+        candidate = timeline.sync_candidate()
+        gone = self._retiring | self._retired
+        points: dict[int, SyncPoint] = {}
+        for spec in self._specs:
+            point = None if spec.index in gone else self._timelines[spec.index].sync_point()
+            if point is not None and spec.index != stream_index:
+                points[spec.index] = point
+        accepted = candidate is not None and consistent(candidate, points.values(), self._sample_rate)
+        timeline.settle_sync(accepted)
+        if candidate is None or not accepted or stream_index in gone:
+            return
+        points[stream_index] = candidate
+        # Advances made before the first output cost nothing and do not count against the limit.
+        offsets = {index: self._timelines[index].offset_since_output for index in points}
+        # Before the first output, placed audio moves with its stream (nothing dropped): no limit applies.
+        limit = self._max_advance if self._emitted is not None else 1 << 40
+        for index, shift in alignment(points, offsets, self._sample_rate, limit).items():
+            self._timelines[index].shift(shift)
 
     def _insert(self, spec: StreamSpec) -> StreamTimeline:
         if spec.index in self._timelines:

@@ -59,6 +59,17 @@ class SampleBuffer:
         self._start = low if self._start is None else min(self._start, low)
         self._end = high if self._end is None else max(self._end, high)
 
+    def relocate(self, samples: int) -> None:
+        """Move everything written ``samples`` later (negative: earlier); only before the first take or seek."""
+        if self._emitted is not None:
+            raise ValueError("samples already handed out cannot move")
+        if self._base is not None:
+            self._base += samples
+        if self._start is not None:
+            self._start += samples
+        if self._end is not None:
+            self._end += samples
+
     def seek(self, pos: int) -> None:
         """Start emission at ``pos``, or move it forward, discarding what lies before."""
         if self._emitted is not None and pos < self._emitted:

@@ -10,11 +10,21 @@ A new SSRC is on probation (:mod:`media.probation`) until it has proven itself: 
 neither start the stream nor take it over, and a source sending alongside the current one never does.
 
 Reordering needs no queue: placement is by timestamp, and the caller delays :meth:`StreamTimeline.take` by its
-reorder window. Gaps (loss, DTX, pauses) stay silent. A packet whose place was already taken is late.
+reorder window. A packet whose place was already taken is late (counted, dropped). Gaps stay silent: loss
+(no concealment: a lost packet is silence, never a repeat), DTX, pauses. A marker bit (RFC 3551 §4.1: the
+first packet of a talkspurt after DTX) changes nothing: the timestamp says where the talkspurt goes and the
+gap before it stays silence. Comfort noise (RFC 3389, payload type 13) is counted, never decoded, and its
+gap stays silence too: the recording keeps what was said, not synthesised noise.
+
+RTCP arriving with the packets is parsed off the hot path (:mod:`media.rtcp`). A sender report of the
+current source whose RTP timestamp agrees with its arrival is offered to the recorder as a
+:class:`media.clock_sync.SyncPoint`; the recorder may then :meth:`StreamTimeline.shift` the stream onto the
+call's shared clock. The shift persists: later anchors from arrival (a new SSRC, a timestamp jump) keep it.
 
 The common packet (version 2, no CSRC/extension/padding, no marker, the audio payload type, the current
-anchored SSRC, in sequence, on time) costs a header unpack, a little integer arithmetic and two list appends;
-everything else goes through :meth:`StreamTimeline._slow`. Decoding and placement run once per batch.
+anchored SSRC, in sequence, on time) costs a header unpack, a little integer arithmetic and three list
+appends; everything else goes through :meth:`StreamTimeline._slow`. Decoding, placement, jitter
+(:mod:`media.quality`) and gap accounting run once per batch or less.
 """
 
 from __future__ import annotations
@@ -26,16 +36,20 @@ from fractions import Fraction
 import numpy as np
 import numpy.typing as npt
 
+from media.clock_sync import SyncPoint
 from media.codecs import Codec
+from media.placement import Placement
 from media.probation import Probation
+from media.quality import InterarrivalJitter
+from media.rtcp import RtcpTracker, SenderReport
 from media.rtp import HEADER, RtpHeader, is_rtcp, parse_rtp
-from media.samplebuffer import SampleBuffer
-from media.sequence import MAX_DROPOUT, SequenceTracker
+from media.sequence import SequenceTracker
 from media.stats import StreamStats
 
 __all__ = ["StreamTimeline"]
 
 Pcm = npt.NDArray[np.int16]
+_Batch = tuple[list[bytes], list[int], list[float]]  # what a batch places: payloads, positions, arrivals
 
 _TS_HALF = 1 << 31
 _JUMP_SECONDS = 1.0
@@ -51,23 +65,30 @@ class StreamTimeline:
         "_anchor_ts",
         "_anchored",
         "_buffer",
-        "_codec",
         "_current_seen",
-        "_decode",
-        "_decoder",
         "_den",
+        "_gaps",
         "_held",
+        "_jitter",
         "_jump",
         "_num",
+        "_offset",
         "_pauses",
+        "_placement",
         "_probation",
         "_pt",
+        "_realigned",
+        "_relocated",
+        "_rtcp",
         "_seq",
         "_ssrc",
+        "_sync",
+        "_sync_candidate",
         "_te_pt",
         "origin",
         "sample_rate",
         "stats",
+        "sync_offered",
     )
 
     def __init__(
@@ -84,10 +105,7 @@ class StreamTimeline:
         self.origin = origin
         self.sample_rate = codec.sample_rate
         self.stats = stats if stats is not None else StreamStats()
-        self._decode = codec.decode
-        self._codec = codec
-        # Stateful codecs (G.722, G.729, Opus) decode through this stream's own decoder, in timestamp order.
-        self._decoder = codec.new_decoder() if codec.stateful is not None else None
+        self.stats.refresh = self.refresh_stats
         self._pt = payload_type
         self._te_pt = -1 if telephone_event_pt is None else telephone_event_pt
         ratio = Fraction(codec.sample_rate, codec.clock_rate)
@@ -103,7 +121,31 @@ class StreamTimeline:
         self._probation = Probation()
         self._current_seen: float | None = None  # arrival of the current source's latest packet
         self._pauses: list[list[float]] = []
-        self._buffer = SampleBuffer(codec.sample_rate)
+        self._placement = Placement(codec, self._paused_spans)
+        self._buffer = self._placement.buffer
+        self._offset = 0  # samples every placement is moved by (alignment onto the call's clock)
+        self._realigned = _NEVER  # reordered packets up to this extended sequence number predate a shift
+        self._relocated = 0  # the part of the offset moved before any output (it cost nothing)
+        self._jitter = InterarrivalJitter(codec.sample_rate)
+        self._gaps = self._placement.gaps
+        self._rtcp = RtcpTracker(self.stats, codec.clock_rate)
+        self._sync: tuple[int, int] | None = None  # accepted SR of the current anchor: (NTP, RTP timestamp)
+        self._sync_candidate: tuple[int, int] | None = None  # a newer SR waiting for the recorder's verdict
+        self.sync_offered = False  # True while a candidate waits
+
+    def refresh_stats(self) -> None:
+        """Fold the packets collected for the jitter estimate into ``stats`` (their ``refresh``)."""
+        self.stats.jitter_ms = self._jitter.milliseconds
+
+    @property
+    def offset(self) -> int:
+        """Samples by which alignment has moved this stream so far (negative: earlier)."""
+        return self._offset
+
+    @property
+    def offset_since_output(self) -> int:
+        """The part of :attr:`offset` moved after output started (what dropped or padded audio)."""
+        return self._offset - self._relocated
 
     @property
     def emitted_pos(self) -> int | None:
@@ -141,6 +183,45 @@ class StreamTimeline:
         if self._pauses and len(self._pauses[-1]) == 1:
             self._pauses[-1].append(at)
 
+    def sync_point(self) -> SyncPoint | None:
+        """The accepted sender report of the current source on the timeline, if any."""
+        return self._point(self._sync)
+
+    def sync_candidate(self) -> SyncPoint | None:
+        """A newer sender report waiting for :meth:`settle_sync` (``sync_offered`` is True then)."""
+        return self._point(self._sync_candidate)
+
+    def settle_sync(self, accept: bool) -> None:
+        """The recorder's verdict on the candidate: use it from now on, or count it as rejected."""
+        if self._sync_candidate is not None:
+            if accept:
+                self._sync = self._sync_candidate
+            else:
+                self.stats.rtcp_sr_rejected += 1
+        self._sync_candidate = None
+        self.sync_offered = False
+
+    def shift(self, samples: int) -> None:
+        """Place this stream's packets ``samples`` later from now on (negative: earlier), for good.
+
+        Before anything was handed out, the audio placed so far moves with the stream: nothing is lost.
+        After that it stays: moving earlier overwrites up to ``-samples`` of it once (dropped), moving later
+        leaves a silence of ``samples``. Reordered packets sent before the move are late.
+        """
+        if not samples:
+            return
+        if self._buffer.emitted is None:
+            self._buffer.relocate(samples)
+            self._relocated += samples
+        self._offset += samples
+        if self._anchored:
+            self._anchor_pos += samples
+        self._jitter.shift(samples)
+        self._gaps.shift(samples)
+        self._realigned = self._seq.ext_max
+        self.stats.alignments += 1
+        self.stats.alignment_seconds += samples / self.sample_rate
+
     def add(self, packets: Sequence[tuple[float, bytes]]) -> None:
         """Place a batch of ``(arrival wall time, datagram)`` pairs, in arrival order."""
         if not packets:
@@ -155,98 +236,89 @@ class StreamTimeline:
         checking = bool(pauses) and (len(pauses[-1]) == 1 or packets[0][0] < pauses[-1][1])
         fast_pt = -1 if checking else self._pt
         sample_rate = self.sample_rate
-        origin_pos = origin * sample_rate
+        origin_pos = origin * sample_rate - self._offset  # arrival * rate - origin_pos: where arrival says
         jump = self._jump
         num = self._num
         den = self._den
         unity = num == den
         tracker = self._seq
-        seen_add = tracker.seen.add
         payloads: list[bytes] = []
         positions: list[int] = []
+        arrivals: list[float] = []
         append_payload = payloads.append
         append_position = positions.append
+        append_arrival = arrivals.append
         unpack = HEADER.unpack_from
         n_slow = n_bytes = 0
-        last_fast = 0.0
         # Hot-loop copies of the state; written back around every slow-path packet.
         fast_ssrc = self._ssrc if self._anchored else -1
         anchor_pos = self._anchor_pos
         shifted_pos = anchor_pos - _TS_HALF
         ts_shift = _TS_HALF - self._anchor_ts
-        ext_max = tracker.ext_max
-        received = tracker.received
+        expect = (tracker.ext_max + 1) & 0xFFFF  # the sequence number of the next packet in order
+        mark = 0  # arrivals[mark:] are in-order packets not yet counted by the tracker
 
         for arrival, data in packets:
             try:
                 b0, b1, seq, ts, ssrc = unpack(data)
             except struct.error:
                 b0 = -1
-            if b0 == 0x80 and b1 == fast_pt and ssrc == fast_ssrc:
-                delta = (seq - ext_max) & 0xFFFF
+            if b0 == 0x80 and b1 == fast_pt and ssrc == fast_ssrc and seq == expect:
                 rel = (ts + ts_shift) & 0xFFFFFFFF  # ts - anchor_ts + 2**31, wrap-around included
                 pos = shifted_pos + rel if unity else anchor_pos + (rel - _TS_HALF) * num // den
-                if (
-                    0 < delta < MAX_DROPOUT
-                    and pos >= floor
-                    and -jump <= pos + origin_pos - arrival * sample_rate <= jump
-                ):
-                    ext_max += delta  # SequenceTracker.accept, in-order case
-                    seen_add(ext_max)
-                    received += 1
+                if pos >= floor and -jump <= pos + origin_pos - arrival * sample_rate <= jump:
+                    expect = (seq + 1) & 0xFFFF
                     n_bytes += len(data)
-                    last_fast = arrival
+                    append_arrival(arrival)
                     append_payload(data[12:])
                     append_position(pos)
                     continue
             n_slow += 1
-            tracker.ext_max = ext_max
-            tracker.received = received
-            if last_fast and (self._current_seen is None or last_fast > self._current_seen):
-                self._current_seen = last_fast  # the probation of another source asks when we last heard
-            self._slow(arrival, data, checking, floor, payloads, positions)
-            ext_max = tracker.ext_max
-            received = tracker.received
-            seen_add = tracker.seen.add
+            in_order = len(arrivals) - mark  # SequenceTracker.accept of each, the next number
+            tracker.ext_max += in_order
+            tracker.received += in_order
+            if arrivals and (self._current_seen is None or arrivals[-1] > self._current_seen):
+                self._current_seen = arrivals[-1]  # the probation of another source asks when we last heard
+            self._slow(arrival, data, checking, floor, (payloads, positions, arrivals))
+            mark = len(arrivals)
+            expect = (tracker.ext_max + 1) & 0xFFFF
             fast_ssrc = self._ssrc if self._anchored else -1
             anchor_pos = self._anchor_pos
             shifted_pos = anchor_pos - _TS_HALF
             ts_shift = _TS_HALF - self._anchor_ts
 
-        tracker.ext_max = ext_max
-        tracker.received = received
-        tracker.prune()
+        in_order = len(arrivals) - mark
+        tracker.ext_max += in_order
+        tracker.received += in_order
         stats = self.stats
         n_fast = len(packets) - n_slow
         if n_fast:
+            last = arrivals[-1]
             stats.packets += n_fast
             stats.bytes += n_bytes
-            stats.last_packet_at = max(stats.last_packet_at or last_fast, last_fast)
-            self._current_seen = max(self._current_seen or last_fast, last_fast)
+            stats.last_packet_at = max(stats.last_packet_at or last, last)
+            self._current_seen = max(self._current_seen or last, last)
         stats.lost = tracker.lost
+        stats.expected = tracker.expected
         if payloads:
-            self._place(payloads, positions)
+            self._placement.place(payloads, positions)
+            self._jitter.push(arrivals, positions)
+            stats.gap_seconds = self._gaps.samples / sample_rate
 
-    def _slow(
-        self,
-        arrival: float,
-        data: bytes,
-        checking: bool,
-        floor: int,
-        payloads: list[bytes],
-        positions: list[int],
-    ) -> None:
+    def _slow(self, arrival: float, data: bytes, checking: bool, floor: int, batch: _Batch) -> None:
         """Any packet the hot loop does not take, with every rule spelled out."""
         stats = self.stats
         if is_rtcp(data):  # RTCP on the RTP port (RFC 5761) or from the RTCP port
             stats.rtcp_packets += 1
+            for report in self._rtcp.feed(arrival, data):
+                self._sender_report(report)
             return
         header = parse_rtp(data)
         if header is None:
             stats.invalid += 1
             return
         if header.ssrc == self._ssrc:
-            self._accept(arrival, data, header, checking, floor, payloads, positions)
+            self._accept(arrival, data, header, checking, floor, batch)
             return
         stats.invalid += 1  # until its source is proven
         pt = header.payload_type
@@ -257,7 +329,7 @@ class StreamTimeline:
             stats.invalid -= len(proven)
             self._switch(proven[0][0], proven[0][2])
             for held_arrival, held_data, held_header in proven:
-                self._accept(held_arrival, held_data, held_header, checking, floor, payloads, positions)
+                self._accept(held_arrival, held_data, held_header, checking, floor, batch)
 
     def _switch(self, arrival: float, header: RtpHeader) -> None:
         """A new source: restart sequence accounting (RFC 3550 A.1) and re-anchor from arrival."""
@@ -270,16 +342,12 @@ class StreamTimeline:
         self._seq.start(header.sequence)
         self._anchored = False
         self._held = None
+        self._realigned = _NEVER
+        self._sync = self._sync_candidate = None  # the old source's clock mapping is of no use
+        stats.sender_packets = stats.sender_octets = None
 
     def _accept(
-        self,
-        arrival: float,
-        data: bytes,
-        header: RtpHeader,
-        checking: bool,
-        floor: int,
-        payloads: list[bytes],
-        positions: list[int],
+        self, arrival: float, data: bytes, header: RtpHeader, checking: bool, floor: int, batch: _Batch
     ) -> None:
         """An RTP packet of the current source: count it, then place it unless it is not audio for us."""
         stats = self.stats
@@ -296,7 +364,9 @@ class StreamTimeline:
             else:
                 stats.other_payload += 1
             return
-        fresh = self._seq.accept(header.sequence)
+        tracker = self._seq
+        behind = tracker.behind(header.sequence)
+        fresh = tracker.accept(header.sequence)
         if pt != self._pt:
             if not fresh:
                 return  # e.g. the repeated final packet of a telephone event (RFC 4733 §2.5.1.4)
@@ -304,10 +374,10 @@ class StreamTimeline:
                 stats.suppressed += 1
             elif pt == self._te_pt:
                 stats.telephone_events += 1
-            else:
-                stats.other_payload += (
-                    1  # comfort noise (RFC 3389): part of the sequence, kept out of the audio
-                )
+            else:  # comfort noise (RFC 3389): part of the sequence, never decoded; its gap stays silence
+                stats.comfort_noise += 1
+                if header.payload_length:
+                    stats.comfort_noise_level = data[header.payload_offset] & 0x7F  # −dBov (RFC 3389 §3.1)
             return
         if not fresh:
             stats.duplicated += 1
@@ -315,28 +385,28 @@ class StreamTimeline:
         if checking and self._paused_at(arrival):
             stats.suppressed += 1
             return
+        if behind and tracker.ext_max - behind <= self._realigned:
+            stats.late += 1  # sent before the stream was moved onto the call's clock: its place is gone
+            return
         payload = data[header.payload_offset : header.payload_offset + header.payload_length]
-        pos = self._position(arrival, header, payload, floor, payloads, positions)
+        pos = self._position(arrival, header, payload, floor, batch)
         if pos is None:
             return
         if pos < floor:
             stats.late += 1
             return
-        payloads.append(payload)
-        positions.append(pos)
+        if behind:
+            stats.reordered += 1
+        batch[0].append(payload)
+        batch[1].append(pos)
+        batch[2].append(arrival)
 
     def _position(
-        self,
-        arrival: float,
-        header: RtpHeader,
-        payload: bytes,
-        floor: int,
-        payloads: list[bytes],
-        positions: list[int],
+        self, arrival: float, header: RtpHeader, payload: bytes, floor: int, batch: _Batch
     ) -> int | None:
         """Where an audio packet goes, anchoring as needed; ``None`` while a timestamp jump is unconfirmed."""
         assert self.origin is not None
-        arrival_pos = (arrival - self.origin) * self.sample_rate
+        arrival_pos = (arrival - self.origin) * self.sample_rate + self._offset
         ts = header.timestamp
         if not self._anchored:
             return self._anchor(round(arrival_pos), ts)
@@ -348,7 +418,7 @@ class StreamTimeline:
         held = self._held
         if held is not None:
             held_arrival, held_ts, held_payload = held
-            held_pos = round((held_arrival - self.origin) * self.sample_rate)
+            held_pos = round((held_arrival - self.origin) * self.sample_rate) + self._offset
             pos = held_pos + self._scaled(ts - held_ts)
             if -self._jump <= pos - arrival_pos <= self._jump:
                 self._held = None
@@ -356,8 +426,9 @@ class StreamTimeline:
                 self.stats.timestamp_jumps += 1
                 self._anchor(held_pos, held_ts)
                 if held_pos >= floor:
-                    payloads.append(held_payload)
-                    positions.append(held_pos)
+                    batch[0].append(held_payload)
+                    batch[1].append(held_pos)
+                    batch[2].append(held_arrival)
                 else:
                     self.stats.late += 1
                 return pos
@@ -369,7 +440,33 @@ class StreamTimeline:
         self._anchored = True
         self._anchor_pos = pos
         self._anchor_ts = ts
+        self._sync = self._sync_candidate = None  # a new anchor (a timestamp jump) breaks the SR mapping
+        self.sync_offered = False
         return pos
+
+    def _sender_report(self, report: SenderReport) -> None:
+        """An SR of the current source becomes a sync candidate if its RTP timestamp agrees with its arrival
+        (as a media packet's must); one that does not is counted as rejected. NTP 0 means the sender has no
+        wall clock (RFC 3550 §6.4.1): nothing to align with."""
+        stats = self.stats
+        if report.ssrc != self._ssrc or not self._anchored or report.ntp == 0:
+            return
+        assert self.origin is not None
+        pos = self._anchor_pos + self._scaled(report.rtp_timestamp - self._anchor_ts)
+        arrival_pos = (report.arrival - self.origin) * self.sample_rate + self._offset
+        if abs(pos - arrival_pos) > self._jump:
+            stats.rtcp_sr_rejected += 1
+            return
+        stats.sender_packets = report.packets
+        stats.sender_octets = report.octets
+        self._sync_candidate = (report.ntp, report.rtp_timestamp)
+        self.sync_offered = True
+
+    def _point(self, mapping: tuple[int, int] | None) -> SyncPoint | None:
+        if mapping is None or not self._anchored:
+            return None
+        ntp, ts = mapping
+        return SyncPoint(ntp=ntp, position=self._anchor_pos + self._scaled(ts - self._anchor_ts))
 
     def _scaled(self, ts_delta: int) -> int:
         """A timestamp difference (taken as signed 32-bit) in samples."""
@@ -379,48 +476,16 @@ class StreamTimeline:
     def _paused_at(self, arrival: float) -> bool:
         return any(arrival >= p[0] and (len(p) == 1 or arrival < p[1]) for p in self._pauses)
 
-    def _place(self, payloads: list[bytes], positions: list[int]) -> None:
-        """Decode the batch in one call and copy it as runs of contiguous packets (usually one run)."""
-        if self._decoder is not None:
-            self._place_stateful(payloads, positions)
-            return
-        joined = b"".join(payloads)
-        samples = self._decode(joined)
-        total = len(samples)
-        scaled = total != len(joined)
-        counts = [len(p) * total // len(joined) if scaled else len(p) for p in payloads]
-        self._write_runs(positions, samples, counts)
-
-    def _place_stateful(self, payloads: list[bytes], positions: list[int]) -> None:
-        """A decoder with memory needs its packets in timestamp order; each payload says how long it is."""
-        assert self._decoder is not None
-        order = sorted(range(len(positions)), key=positions.__getitem__)
-        payloads = [payloads[i] for i in order]
-        positions = [positions[i] for i in order]
-        counts = [self._codec.samples_in(p) for p in payloads]
-        samples = self._decoder.decode(payloads)
-        expected = sum(counts)
-        if (
-            len(samples) != expected
-        ):  # a decoder that returned more or less than the framing says: trust framing
-            fitted = np.zeros(expected, dtype=np.int16)
-            fitted[: min(expected, len(samples))] = samples[:expected]
-            samples = fitted
-        self._write_runs(positions, samples, counts)
-
-    def _write_runs(self, positions: list[int], samples: npt.NDArray[np.int16], counts: list[int]) -> None:
-        runs: list[tuple[int, int, int]] = []
-        run_pos = next_pos = low = high = positions[0]
-        run_off = offset = 0
-        for pos, count in zip(positions, counts, strict=True):
-            if pos != next_pos:
-                runs.append((run_pos, run_off, offset))
-                high = max(high, next_pos)
-                low = min(low, pos)
-                run_pos = pos
-                run_off = offset
-            offset += count
-            next_pos = pos + count
-        runs.append((run_pos, run_off, offset))
-        high = max(high, next_pos)
-        self._buffer.write(runs, samples, low, high)
+    def _paused_spans(self) -> list[tuple[int, int]]:
+        """The pauses as timeline positions (an open one runs to the end of time)."""
+        if not self._pauses:
+            return []
+        assert self.origin is not None
+        origin, rate, offset = self.origin, self.sample_rate, self._offset
+        return [
+            (
+                round((p[0] - origin) * rate) + offset,
+                round((p[1] - origin) * rate) + offset if len(p) == 2 else -_NEVER,
+            )
+            for p in self._pauses
+        ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from media import RecordingResult
+from media.stats import StreamStatsSnapshot
 from storage import ParticipantRecord, ParticipantRole, RecordingStatus, StreamRecord
 
 from .siprec import ChannelLayout, RecordingMetadata, SdpAnswer
@@ -65,9 +67,23 @@ def stream_records(
                 first_packet_at=wall_time(snapshot.first_packet_at) if snapshot else None,
                 last_packet_at=wall_time(snapshot.last_packet_at) if snapshot else None,
                 remote=_remote(snapshot.remote) if snapshot else None,
+                **(_quality(snapshot) if snapshot else {}),
             )
         )
     return records
+
+
+def _quality(snapshot: StreamStatsSnapshot) -> dict[str, Any]:
+    return {
+        "loss_fraction": round(snapshot.loss_fraction, 6),
+        "jitter_ms": round(snapshot.jitter_ms, 3),
+        "reordered": snapshot.reordered,
+        "gap_seconds": round(snapshot.gap_seconds, 3),
+        "comfort_noise": snapshot.comfort_noise,
+        "alignment_seconds": round(snapshot.alignment_seconds, 4),
+        "rtcp_sender_reports": snapshot.rtcp_sender_reports,
+        "sender_packets": snapshot.sender_packets,
+    }
 
 
 def recording_status(answer: SdpAnswer, result: RecordingResult) -> RecordingStatus:

@@ -106,13 +106,33 @@ class StreamRecord:
     first_packet_at: datetime | None = None
     last_packet_at: datetime | None = None
     remote: str | None = None  # where the RTP came from, "host:port"
+    # Quality (RFC 3550 §6.4.1, A.3, A.8): loss as a fraction of the packets expected, interarrival jitter,
+    # packets that arrived out of order but in time, seconds of silence filled for gaps inside the stream,
+    # comfort-noise packets, how far RTCP alignment moved the stream, and what the sender's reports said.
+    loss_fraction: float = 0.0
+    jitter_ms: float = 0.0
+    reordered: int = 0
+    gap_seconds: float = 0.0
+    comfort_noise: int = 0
+    alignment_seconds: float = 0.0
+    rtcp_sender_reports: int = 0
+    sender_packets: int | None = None
 
     def __post_init__(self) -> None:
         if self.payload_type is not None and not 0 <= self.payload_type <= 127:
             raise ValueError(f"RTP payload type {self.payload_type} out of range")
         if self.ssrc is not None and not 0 <= self.ssrc < 2**32:
             raise ValueError(f"SSRC {self.ssrc} out of range")
-        for counter in (self.packets, self.lost, self.late, self.duplicated, self.telephone_events):
+        for counter in (
+            self.packets,
+            self.lost,
+            self.late,
+            self.duplicated,
+            self.telephone_events,
+            self.reordered,
+            self.comfort_noise,
+            self.rtcp_sender_reports,
+        ):
             if counter < 0:
                 raise ValueError("stream counters cannot be negative")
         _aware(self.first_packet_at, "first_packet_at")
@@ -133,6 +153,14 @@ class StreamRecord:
             "first_packet_at": format_timestamp(self.first_packet_at),
             "last_packet_at": format_timestamp(self.last_packet_at),
             "remote": self.remote,
+            "loss_fraction": self.loss_fraction,
+            "jitter_ms": self.jitter_ms,
+            "reordered": self.reordered,
+            "gap_seconds": self.gap_seconds,
+            "comfort_noise": self.comfort_noise,
+            "alignment_seconds": self.alignment_seconds,
+            "rtcp_sender_reports": self.rtcp_sender_reports,
+            "sender_packets": self.sender_packets,
         }
 
     @classmethod
@@ -151,6 +179,14 @@ class StreamRecord:
             first_packet_at=_optional_timestamp(data.get("first_packet_at")),
             last_packet_at=_optional_timestamp(data.get("last_packet_at")),
             remote=data.get("remote"),
+            loss_fraction=data.get("loss_fraction", 0.0),
+            jitter_ms=data.get("jitter_ms", 0.0),
+            reordered=data.get("reordered", 0),
+            gap_seconds=data.get("gap_seconds", 0.0),
+            comfort_noise=data.get("comfort_noise", 0),
+            alignment_seconds=data.get("alignment_seconds", 0.0),
+            rtcp_sender_reports=data.get("rtcp_sender_reports", 0),
+            sender_packets=data.get("sender_packets"),
         )
 
 

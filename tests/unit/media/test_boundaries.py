@@ -25,6 +25,10 @@ CORES = [
     "telephone_event",
     "goertzel",
     "dtmf_inband",
+    "rtcp",
+    "clock_sync",
+    "quality",
+    "placement",
 ]
 IO_MODULES = {"asyncio", "socket", "selectors", "time", "threading", "soundfile", "os", "datetime"}
 

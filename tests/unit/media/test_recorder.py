@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import numpy as np
 import numpy.typing as npt
@@ -232,3 +233,35 @@ def test_invalid_stream_specs_are_rejected(spec: StreamSpec, message: str) -> No
     first = StreamSpec(index=0, channel=0, codec=pcmu(), payload_type=0)
     with pytest.raises(ValueError, match=message):
         CallRecorder(streams=[first, spec], channels=2)
+
+
+def test_quality_signals_reach_the_result() -> None:
+    # The caller's path loses 3 packets and jitters by up to 40 ms; its SRC reports on the callee's leg
+    # in an RR block. The callee's path is clean and steady.
+    caller_packets = pcmu_stream(tone(440, 150 * SAMPLES), ssrc=0x11, seq0=9, ts0=0, start=T0)
+    rng = random.Random(8)
+    caller_packets = [caller_packets[0]] + [(a + rng.uniform(0, 0.04), d) for a, d in caller_packets[1:]]
+    lossy = sorted(p for i, p in enumerate(caller_packets) if i not in (40, 41, 90))
+    block = struct.pack("!IB", 0x22, 0x20) + (5).to_bytes(3) + struct.pack("!IIII", 700, 80, 0, 0)
+    rr = struct.pack("!BBHI", 0x81, 201, 7, 0x11) + block
+    legs = {
+        CALLER: [*lossy, (T0 + 2.0, rr)],
+        CALLEE: pcmu_stream(tone(1000, 100 * SAMPLES), ssrc=0x22, seq0=1, ts0=1, start=T0 + 0.5),
+    }
+    recorder = stereo()
+    run_call(recorder, legs)
+    caller, callee = recorder.result().streams
+    assert (caller.packets, caller.lost, caller.expected, caller.late) == (147, 3, 150, 0)
+    assert caller.loss_fraction == pytest.approx(0.02)
+    assert caller.gap_seconds == pytest.approx(0.06)
+    assert caller.reordered > 0
+    assert 5 < caller.jitter_ms < 20
+    assert (caller.rtcp_receiver_reports, caller.reported_fraction_lost, caller.reported_lost) == (
+        1,
+        0.125,
+        5,
+    )
+    assert caller.reported_jitter_ms == 10.0
+    assert (callee.loss_fraction, callee.gap_seconds, callee.reordered) == (0.0, 0.0, 0)
+    assert callee.jitter_ms == pytest.approx(0.0, abs=1e-3)
+    assert (callee.first_packet_at, callee.last_packet_at) == (T0 + 0.5, T0 + 0.5 + 99 * 0.02)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,24 @@ def test_decrypt_batch_keeps_arrival_times_and_order() -> None:
     assert plain == [*caller[:3], (T0 + 0.08, caller[3][1])]
     assert failures == 1
     assert decrypt_batch(SrtpDecryptor(src.key), []) == ([], 0)
+
+
+def test_srtcp_sender_reports_align_the_legs() -> None:
+    # Both legs leave the SRC at once; the callee's path is 250 ms slower. The SRs come as SRTCP: the caller's
+    # RTP timestamps wrap around 2**32 between its first packet and its SR.
+    caller, callee = legs()
+    caller_src, callee_src = SrtpSrc("AES_CM_128_HMAC_SHA1_80", seed=3), SrtpSrc("AEAD_AES_128_GCM", seed=4)
+    ntp = (3_913_000_000 + 1) << 32  # SRC time 1.0 s into the call, on the SRC's clock
+    caller_sr = struct.pack("!BBHIQIII", 0x80, 200, 6, 0x5EC0, ntp, (4_294_960_000 + 8000) % 2**32, 50, 8000)
+    callee_sr = struct.pack("!BBHIQIII", 0x80, 200, 6, 0x5EC1, ntp, 8000, 50, 8000)
+    protected_caller = sorted([*caller_src.protect(caller), (T0 + 1.0, caller_src.protect_rtcp(caller_sr))])
+    protected_callee = sorted([*callee_src.protect(callee), (T0 + 1.25, callee_src.protect_rtcp(callee_sr))])
+    call = recorder(caller_src.key, callee_src.key)
+    out = simulate(call, {0: protected_caller, 1: protected_callee}, start=T0, end=T0 + 3.25)
+    stats = call.result().streams
+    assert [(s.rtcp_sender_reports, s.srtp_failures, s.rtcp_sr_rejected) for s in stats] == [(1, 0, 0)] * 2
+    # 250 ms apart, but the callee may move at most 200 ms earlier: the caller moves 50 ms later.
+    assert [s.alignment_seconds for s in stats] == [pytest.approx(0.05), pytest.approx(-0.2)]
+    # Both legs end together at SRC time 3 s: 400 samples after the caller's unmoved end.
+    assert np.flatnonzero(out[:, 0])[-1] == np.flatnonzero(g711(AUDIO))[-1] + 400
+    assert np.flatnonzero(out[:, 1])[-1] == np.flatnonzero(g711(CALLEE_AUDIO))[-1] + 400

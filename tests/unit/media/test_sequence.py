@@ -68,8 +68,37 @@ def test_new_source_keeps_the_loss_of_the_previous_one() -> None:
     assert tracker.lost == 2
 
 
-def test_pruning_keeps_duplicate_detection_for_recent_numbers() -> None:
+def test_in_order_packets_leave_no_state_behind() -> None:
     tracker = fed(*range(0, 3000))
-    tracker.prune()
-    assert len(tracker.seen) <= 1024
+    assert (tracker.holes, tracker.received, tracker.expected) == (set(), 3000, 3000)
     assert not tracker.accept(2990)
+
+
+def test_many_losses_keep_holes_bounded_and_recent_ones_fillable() -> None:
+    tracker = fed(*range(0, 6000, 2))  # every other packet lost
+    assert len(tracker.holes) <= 1024
+    assert tracker.accept(5997)  # a recent hole
+    assert not tracker.accept(5996)
+    assert (tracker.received, tracker.lost, tracker.expected) == (3001, 2998, 5999)
+
+
+def test_packets_before_the_first_leave_holes_between_them() -> None:
+    tracker = fed(50, 51)
+    assert tracker.accept(47)  # 48 and 49 are now missing
+    assert tracker.lost == 2
+    assert tracker.accept(48)
+    assert not tracker.accept(48)
+    assert not tracker.accept(47)
+    assert (tracker.base, tracker.lost, tracker.received) == (47, 1, 4)
+
+
+def test_expected_and_reordered_distance() -> None:
+    tracker = fed(65534, 65535, 1)
+    assert (tracker.expected, tracker.lost) == (4, 1)
+    assert tracker.behind(0) == 1
+    assert tracker.behind(65535) == 2
+    assert tracker.behind(2) == 0  # ahead
+    assert tracker.behind(1) == 0  # the highest itself: a duplicate, not reordered
+    tracker.start(10)
+    tracker.accept(10)
+    assert (tracker.expected, tracker.lost) == (5, 1)  # summed over both sequences

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import numpy as np
 import numpy.typing as npt
@@ -239,8 +240,9 @@ def test_rtcp_garbage_and_other_payload_types_are_counted_apart() -> None:
     line.add(packets)
     assert np.array_equal(line.take(8000), expected(AUDIO))
     stats = line.stats
-    assert (stats.rtcp_packets, stats.invalid, stats.other_payload, stats.packets) == (1, 2, 1, 51)
-    assert stats.lost == 0
+    assert (stats.rtcp_packets, stats.invalid, stats.comfort_noise, stats.packets) == (1, 2, 1, 51)
+    assert (stats.other_payload, stats.comfort_noise_level, stats.rtcp_receiver_reports) == (0, 64, 1)
+    assert (stats.cname, stats.rtcp_malformed, stats.lost) == ("hangtar@192.0.2.10", 0, 0)
 
 
 def test_packets_with_csrc_extension_and_padding_are_decoded_from_the_right_offset() -> None:
@@ -456,3 +458,75 @@ def test_single_packet_of_a_source_is_not_recorded() -> None:
     line = timeline()
     line.add(STREAM[:1])
     assert (line.start_pos, line.stats.packets, line.stats.invalid) == (None, 0, 1)
+
+
+def sender_report(ssrc: int, ntp: int, rtp_ts: int) -> bytes:
+    return struct.pack("!BBHIQIII", 0x80, 200, 6, ssrc, ntp, rtp_ts, 10, 1600)
+
+
+def test_shift_earlier_overwrites_once_and_drops_reordered_packets_sent_before_it() -> None:
+    line = timeline()
+    line.seek(0)  # output has started
+    line.add(STREAM[:12] + STREAM[13:20])  # packet 12 is held up in the network
+    line.shift(-800)
+    line.add([*STREAM[20:30], STREAM[12], *STREAM[30:]])
+    out = line.take(8000 - 800)
+    want = expected(AUDIO)
+    assert np.array_equal(out[: 12 * SAMPLES], want[: 12 * SAMPLES])
+    assert not out[12 * SAMPLES : 13 * SAMPLES].any()  # packet 12 came after the move: late
+    assert np.array_equal(out[13 * SAMPLES : 15 * SAMPLES], want[13 * SAMPLES : 15 * SAMPLES])
+    assert np.array_equal(out[15 * SAMPLES :], want[20 * SAMPLES :])  # packets 15-19 overwritten: dropped
+    stats = line.stats
+    assert (stats.alignments, stats.alignment_seconds, stats.late, stats.lost) == (1, -0.1, 1, 0)
+    assert stats.gap_seconds == pytest.approx(0.02)  # packet 12's slot; the move itself is no gap
+    assert stats.snapshot().jitter_ms == pytest.approx(0.0, abs=1e-3)  # the move is no transit change either
+
+
+def test_shift_before_any_output_moves_the_placed_audio_whole() -> None:
+    line = timeline()
+    line.add(STREAM[:20])
+    line.shift(-1600)  # aligned 200 ms earlier before the recorder handed anything out
+    line.add(STREAM[20:])
+    assert line.start_pos == -1600
+    out = line.take(len(AUDIO) - 1600)
+    assert np.array_equal(out, expected(AUDIO))  # nothing dropped, nothing padded
+    assert (line.stats.late, line.stats.alignments) == (0, 1)
+
+
+def test_shift_later_pads_and_keeps_the_shift_across_a_new_source() -> None:
+    second = tone(1000, 25 * SAMPLES)
+    after = pcmu_stream(second, ssrc=0x0BADCAFE, seq0=40000, ts0=987_654_321, start=T0 + 1.1)
+    line = timeline()
+    line.seek(0)  # output has started
+    line.add(STREAM[:25])
+    line.shift(400)
+    line.add(STREAM[25:])
+    line.add(after)  # anchored from its arrival, 400 samples later than arrival says
+    out = line.take(8800 + 400 + len(second))
+    assert np.array_equal(out[: 25 * SAMPLES], expected(AUDIO)[: 25 * SAMPLES])
+    assert not out[25 * SAMPLES : 25 * SAMPLES + 400].any()
+    assert np.array_equal(out[25 * SAMPLES + 400 : 8400], expected(AUDIO)[25 * SAMPLES :])
+    assert np.array_equal(out[9200:], expected(second))
+    stats = line.stats
+    assert (stats.alignments, stats.alignment_seconds, stats.gap_seconds) == (1, 0.05, 0.1)
+
+
+def test_sender_reports_become_sync_candidates_only_for_the_anchored_source() -> None:
+    line = timeline()
+    line.add([(T0 - 0.5, sender_report(SSRC, 7 << 32, 1_234_560))])  # before any RTP: nothing to map
+    assert not line.sync_offered
+    line.add(STREAM[:30])
+    line.add([(T0 + 0.6, sender_report(0x0DD, 8 << 32, 1_234_560))])  # another SSRC
+    assert not line.sync_offered
+    line.add([(T0 + 0.6, sender_report(SSRC, 9 << 32, 1_234_560 + 30 * SAMPLES))])
+    candidate = line.sync_candidate()
+    assert candidate is not None and (candidate.ntp, candidate.position) == (9 << 32, 4800)
+    line.settle_sync(True)
+    point = line.sync_point()
+    assert point is not None and point.position == 4800
+    line.shift(-160)
+    assert line.sync_point() == type(point)(ntp=9 << 32, position=4640)  # the mapping moves with the stream
+    after = pcmu_stream(tone(1000, 10 * SAMPLES), ssrc=0x0BADCAFE, seq0=1, ts0=5, start=T0 + 1.1)
+    line.add(after)
+    assert line.sync_point() is None  # a new source: the old clock mapping is of no use
+    assert line.stats.sender_packets is None
