@@ -74,6 +74,7 @@ class MediaSession:
         tick: float = 0.2,
         reorder_window: float = 0.3,
         *,
+        sync_wait: float = 0.0,
         write_interval: float = 1.0,
     ) -> MediaSession:
         """Bind one receiver per stream (``ports[i]`` for ``streams[i]``) and start recording to ``path``.
@@ -85,7 +86,11 @@ class MediaSession:
         if tick <= 0:
             raise ValueError("tick must be positive")
         recorder = CallRecorder(
-            streams=streams, channels=channels, sample_rate=sample_rate, reorder_window=reorder_window
+            streams=streams,
+            channels=channels,
+            sample_rate=sample_rate,
+            reorder_window=reorder_window,
+            sync_wait=sync_wait,
         )
         receivers: list[tuple[StreamSpec, RtpReceiver]] = []
         try:

@@ -69,6 +69,7 @@ from .siprec import (
     split_body,
     srtp_rejection,
 )
+from .transcoder import TranscodePool
 from .transport import SipDriver
 
 __all__ = ["CallManager"]
@@ -89,12 +90,14 @@ class CallManager:
         blobs: FileBlobStore,
         ports: PortPool,
         metrics: Metrics,
+        transcoder: TranscodePool | None = None,  # output formats: renditions of finished recordings
     ) -> None:
         self._config = config
         self._catalogue = catalogue
         self._blobs = blobs
         self._ports = ports
         self._metrics = metrics
+        self._transcoder = transcoder
         self._driver: SipDriver | None = None
         self._calls: dict[str, Call] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -407,6 +410,7 @@ class CallManager:
                     path=path,
                     sample_rate=sample_rate,
                     reorder_window=self._config.reorder_window,
+                    sync_wait=self._config.sync_wait,
                 )
             except OSError as exc:
                 self._release(list(live.values()))
@@ -667,10 +671,14 @@ class CallManager:
 
     async def _finalise(self, call: Call, why: str) -> None:
         call.ending = True
+        failed = False
         try:
             result: RecordingResult = await call.media.close()
         except Exception:
-            log.exception("call %s: media did not close cleanly", call.call_id)
+            # A write error or a fault in the media path: whatever reached the file is kept, but the
+            # recording is not what the call was, and the catalogue must say so.
+            failed = True
+            log.exception("call %s: media did not close cleanly; the recording is failed", call.call_id)
             result = RecordingResult(media_start=None, duration=0.0, frames=0, streams=call.media.stats())
         finally:
             self._release(list(call.ports.values()))
@@ -679,7 +687,7 @@ class CallManager:
             if not self._calls:
                 self._idle.set()
         self._finished_totals.add(RtpTotals.of(result.streams))
-        status = recording_status(call.answer, result)
+        status = RecordingStatus.FAILED if failed else recording_status(call.answer, result)
         path = existing_file(call.path)
         size = sha = None
         if path is not None:
@@ -703,6 +711,10 @@ class CallManager:
         except Exception:
             log.exception("call %s: could not finish catalogue row %s", call.call_id, call.reference)
             status = RecordingStatus.FAILED
+        # Output formats: the finished recording's rendition job. The format is per recording (the configured
+        # default until a policy picks one); FAILED here means the row could not be finished.
+        if self._transcoder is not None and path is not None and status is not RecordingStatus.FAILED:
+            await self._transcoder.request(call.recording_id, self._config.recording_format)
         self._metrics.recordings_finished.labels(status.value).inc()
         level = logging.INFO if status is RecordingStatus.COMPLETE else logging.WARNING
         quality = "; ".join(

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from media import write_mono_mix
+from media.transcode import EncodeSettings, OutputFormat, TranscodeError, transcode
 from storage import Recording, send_command
+from storage.renditions import Rendition, Renditions, RenditionStatus
 
 from .bootstrap import open_storage
 from .config import Config, ConfigError, load_config
+from .transcoder import encode_settings
 
 __all__ = ["main"]
 
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--mono",
         action="store_true",
         help="a mono mix of all channels instead of the stored multichannel file",
+    )
+    export.add_argument(  # output formats: the stored rendition, else encoded now from the master
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        help="flac, wav, opus or mp3 (default: the stored format); a rendition made after the call is "
+        "served as stored, any other format is encoded from the master now",
     )
     snapshot = actions.add_parser(
         "snapshot", help="ask the recording client for a full metadata snapshot of a call in progress"
@@ -140,11 +149,27 @@ async def _recordings(args: argparse.Namespace, config: Config) -> int:
         if args.action == "snapshot":
             return await _snapshot(storage.dsn, recording)
         if args.action == "show":
+            renditions = await Renditions(storage.pool).for_recording(recording.id)  # output formats
             if args.json:
-                print(json.dumps(recording.to_json(detailed=True), indent=2, ensure_ascii=False))
+                data = recording.to_json(detailed=True)
+                data["renditions"] = [rendition.to_json() for rendition in renditions]
+                print(json.dumps(data, indent=2, ensure_ascii=False))
             else:
                 _print_detail(recording)
+                _print_renditions(renditions)
             return EXIT_OK
+        # output formats: another format than the stored one, or a mono mix in a format other than FLAC
+        if args.format and (args.format != recording.format or (args.mono and args.format != "flac")):
+            stored = await Renditions(storage.pool).get(recording.id, args.format)
+            return await asyncio.to_thread(
+                _export_as,
+                recording,
+                stored,
+                args.output,
+                OutputFormat(args.format),
+                args.mono,
+                encode_settings(config),
+            )
         return await asyncio.to_thread(_export, recording, args.output, mono=args.mono)
 
 
@@ -197,6 +222,89 @@ def _export(recording: Recording, output: Path, *, mono: bool = False) -> int:
     shutil.move(tmp, output)
     print(f"{output} ({recording.format}, {output.stat().st_size} bytes, sha256 {digest.hexdigest()})")
     return EXIT_OK
+
+
+# -- output formats: export as WAV, Opus or MP3 ------------------------------------------------------------------
+def _export_as(
+    recording: Recording,
+    stored: Rendition | None,
+    output: Path,
+    fmt: OutputFormat,
+    mono: bool,
+    settings: EncodeSettings,
+) -> int:
+    """The stored rendition when there is a finished one (and no mono mix is asked for); otherwise ``fmt``
+    encoded now from the recording's own file, after checking it against the catalogue."""
+    if stored is not None and stored.status is RenditionStatus.DONE and stored.file_path and not mono:
+        if not _verified_copy(Path(stored.file_path), stored.sha256, output, f"its {fmt.value} rendition"):
+            return EXIT_FAILURE
+        print(f"{output} ({fmt.value} rendition, {output.stat().st_size} bytes, sha256 {stored.sha256})")
+        return EXIT_OK
+    if fmt is OutputFormat.FLAC:
+        print(
+            f"hangtar: recording {recording.reference} keeps no FLAC master (its file is {recording.format}); "
+            f"export it as {recording.format}",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_FOUND
+    if not recording.file_path or not Path(recording.file_path).is_file():
+        print(
+            f"hangtar: recording {recording.reference} has no audio ({recording.status.value})",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_FOUND
+    source = output.with_name(output.name + ".source.part")
+    mixed = output.with_name(output.name + ".mono.part")
+    try:
+        if not _verified_copy(Path(recording.file_path), recording.sha256, source, "its audio file"):
+            return EXIT_FAILURE
+        if mono:
+            write_mono_mix(source, mixed)
+        result = transcode(mixed if mono else source, output, fmt, settings)
+    except TranscodeError as exc:
+        print(
+            f"hangtar: recording {recording.reference} cannot be exported as {fmt.value}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    finally:
+        source.unlink(missing_ok=True)
+        mixed.unlink(missing_ok=True)
+    how = f"mono mix, {fmt.value}" if mono else fmt.value
+    print(f"{output} ({how} encoded from the {recording.format} file, {result.size_bytes} bytes)")
+    return EXIT_OK
+
+
+def _verified_copy(source: Path, sha256: str | None, target: Path, what: str) -> bool:
+    """Copy ``source`` to ``target`` if its SHA-256 is the catalogue's; complain and leave nothing if not."""
+    if not source.is_file():
+        print(f"hangtar: {what} {source} is missing", file=sys.stderr)
+        return False
+    digest = hashlib.sha256()
+    partial = target.with_name(target.name + ".copy.part")
+    with source.open("rb") as reader, partial.open("wb") as writer:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+            writer.write(chunk)
+    if sha256 and digest.hexdigest() != sha256:
+        partial.unlink()
+        print(
+            f"hangtar: {what} fails its integrity check (SHA-256 differs from the catalogue)", file=sys.stderr
+        )
+        return False
+    partial.replace(target)
+    return True
+
+
+def _print_renditions(renditions: Sequence[Rendition]) -> None:
+    for rendition in renditions:
+        detail = f"{rendition.size_bytes} bytes {rendition.file_path}" if rendition.file_path else ""
+        if rendition.error:
+            detail = f"{detail} error: {rendition.error}".strip()
+        print(
+            f"{'rendition':<17} {rendition.format:<5} {rendition.status.value:<8} "
+            f"attempts={rendition.attempts} {detail}".rstrip()
+        )
 
 
 def _party(recording: Recording, role: str) -> str:

@@ -12,7 +12,11 @@ TOML layout (all keys optional)::
     [rtp]       host, ports = "20000-39999"
     [http]      host, port
     [database]  dsn                       # empty: embedded PostgreSQL under <data_dir>/pg
-    [recording] reorder_window, no_media_timeout, shutdown_grace, max_calls
+    [recording] reorder_window, sync_wait, no_media_timeout, shutdown_grace, max_calls,
+                format = "flac"       # flac | wav | opus | mp3: renditions are made from the FLAC master
+                keep_master = true    # false: the master is removed once the rendition is confirmed
+    [transcode] workers = 1, opus_bitrate = 24000 (bit/s for two channels), opus_complexity = 1,
+                mp3_bitrate = 32000
     [log]       level
 
 Environment variables are ``HANGTAR_<SECTION>_<KEY>`` (``HANGTAR_SIP_PORT``, ``HANGTAR_RTP_PORTS``,
@@ -57,10 +61,18 @@ class Config:
     http_port: int = 8080
     database_dsn: str = ""
     reorder_window: float = 0.3
+    sync_wait: float = 4.0
     no_media_timeout: float = 10.0
     shutdown_grace: float = 30.0
     max_calls: int = 1000
     log_level: str = "INFO"
+    # -- output formats (media.transcode, siprec_server.transcoder) --
+    recording_format: str = "flac"  # default per recording; the receive path always writes the FLAC master
+    keep_master: bool = True
+    transcode_workers: int = 1
+    opus_bitrate: int = 24000
+    opus_complexity: int = 1
+    mp3_bitrate: int = 32000
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -111,14 +123,22 @@ _KEYS: dict[tuple[str, str], str] = {
     ("http", "port"): "http_port",
     ("database", "dsn"): "database_dsn",
     ("recording", "reorder_window"): "reorder_window",
+    ("recording", "sync_wait"): "sync_wait",
     ("recording", "no_media_timeout"): "no_media_timeout",
     ("recording", "shutdown_grace"): "shutdown_grace",
     ("recording", "max_calls"): "max_calls",
     ("log", "level"): "log_level",
+    ("recording", "format"): "recording_format",
+    ("recording", "keep_master"): "keep_master",
+    ("transcode", "workers"): "transcode_workers",
+    ("transcode", "opus_bitrate"): "opus_bitrate",
+    ("transcode", "opus_complexity"): "opus_complexity",
+    ("transcode", "mp3_bitrate"): "mp3_bitrate",
 }
 
 
-_LOWERCASE = frozenset({"sip_srtp", "tls_srtp"})
+_LOWERCASE = frozenset({"sip_srtp", "tls_srtp", "recording_format"})
+_TRUE, _FALSE = frozenset({"true", "yes", "on", "1"}), frozenset({"false", "no", "off", "0"})
 
 
 def load_config(
@@ -204,6 +224,11 @@ def _apply(config: Config, attr: str, raw: Any, origin: str) -> Config:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError
             value = int(raw)
+        elif kind == "bool":  # TOML booleans; "true"/"false", "yes"/"no", "1"/"0" from the environment
+            text = str(raw).strip().lower()
+            if not isinstance(raw, bool | str) or text not in _TRUE | _FALSE:
+                raise ValueError
+            value = text in _TRUE
         elif kind == "float":
             if isinstance(raw, bool):
                 raise ValueError
@@ -246,11 +271,14 @@ def _validate(config: Config) -> None:
     if config.sip_port in range(config.rtp_port_min, config.rtp_port_max + 1):
         raise ConfigError(f"sip port {config.sip_port} lies inside the RTP port range")
     _validate_tls(config)
+    _validate_formats(config)
     for name in ("reorder_window", "no_media_timeout", "shutdown_grace"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name.replace('_', ' ')} must not be negative")
     if not 0.02 <= config.reorder_window <= 5:
         raise ConfigError("reorder window must lie between 0.02 and 5 seconds")
+    if not 0 <= config.sync_wait <= 8:
+        raise ConfigError("sync wait must lie between 0 and 8 seconds (audio reaches disk that much later)")
     if config.max_calls < 1:
         raise ConfigError("max calls must be at least 1")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -275,6 +303,27 @@ def _validate_tls(config: Config) -> None:
         raise ConfigError(f"tls port {config.tls_port} is already the sip or http port")
     if config.tls_port in range(config.rtp_port_min, config.rtp_port_max + 1):
         raise ConfigError(f"tls port {config.tls_port} lies inside the RTP port range")
+
+
+RECORDING_FORMATS = ("flac", "wav", "opus", "mp3")  # media.transcode.OutputFormat
+
+
+def _validate_formats(config: Config) -> None:
+    if config.recording_format not in RECORDING_FORMATS:
+        raise ConfigError(
+            f"recording format {config.recording_format!r} is not one of {', '.join(RECORDING_FORMATS)}"
+        )
+    if not 1 <= config.transcode_workers <= 64:
+        raise ConfigError("transcode workers must lie between 1 and 64")
+    if not 6000 <= config.opus_bitrate <= 512000:
+        raise ConfigError(f"transcode opus_bitrate {config.opus_bitrate} is outside 6000-512000 bit/s")
+    if not 0 <= config.opus_complexity <= 10:
+        raise ConfigError(f"transcode opus_complexity {config.opus_complexity} is outside 0-10")
+    if config.mp3_bitrate // 1000 not in _MP3_KBITS or config.mp3_bitrate % 1000:
+        raise ConfigError(f"transcode mp3_bitrate {config.mp3_bitrate} is not an MP3 bit rate (e.g. 32000)")
+
+
+_MP3_KBITS = frozenset((8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 320))
 
 
 def _valid_host(host: str) -> bool:

@@ -173,6 +173,25 @@ class Metrics:
         self.draining = Gauge(
             "hangtar_draining", "1 while the server refuses new calls during shutdown", registry=self.registry
         )
+        # -- output formats (siprec_server.transcoder) --
+        self.transcode_backlog = Gauge(
+            "hangtar_transcode_backlog",
+            "Renditions waiting to be encoded or being encoded, on every node (pending rows in the catalogue)",
+            registry=self.registry,
+        )
+        self.transcode_jobs = PromCounter(
+            "hangtar_transcode_jobs",
+            "Rendition encoding attempts, by format and result (done, retry, failed)",
+            ["format", "result"],
+            registry=self.registry,
+        )
+        self.transcode_seconds = Histogram(
+            "hangtar_transcode_encode_seconds",
+            "Wall time a worker spent encoding one rendition (master read, encode, check, hash), by format",
+            ["format"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+            registry=self.registry,
+        )
 
     def watch_sip(self, counters: Callable[[], Counter[tuple[str, ...]]]) -> None:
         self.registry.register(_SipCollector(counters))

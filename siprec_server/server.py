@@ -1,10 +1,10 @@
 """``hangtar serve``: the server process's lifecycle.
 
 Start: database (embedded unless a DSN is configured) and migrations → recovery of recordings a previous process
-left unfinished → SIP listeners (UDP and TCP, and TLS unless its port is 0), RTP port pool, HTTP (/healthz,
-/metrics).
+left unfinished → rendition pool (resumes pending renditions) → SIP listeners (UDP and TCP, and TLS unless its
+port is 0), RTP port pool, HTTP (/healthz, /metrics).
 Stop (SIGTERM/SIGINT): refuse new calls (503), let active recordings finish for the grace period, BYE the rest,
-finalise their files, close everything and exit 0.
+finalise their files, stop the rendition pool (unfinished renditions stay pending), close everything and exit 0.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from media import PortPool, recorded_duration
 from media.pump import MediaPump
 from media.write_queue import WriteQueue
-from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus
+from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus, open_pool
 
 from .bootstrap import open_storage
 from .call import existing_file
@@ -32,6 +32,7 @@ from .http import HttpServer, build_app
 from .metrics import Metrics
 from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
+from .transcoder import TranscodePool
 from .transport import SipDriver
 
 __all__ = ["run_server"]
@@ -62,12 +63,18 @@ async def run_server(config: Config) -> int:
         endpoint = SipEndpoint(
             host=config.advertised_host, port=config.sip_port, user_agent=f"Hangtar/{product_version()}"
         )
+        # Output formats: the rendition pool, on connections of its own (a job holds one while it encodes).
+        # start() removes masters a crash left behind and resumes renditions left pending.
+        transcode_db = await open_pool(storage.dsn, min_size=1, max_size=config.transcode_workers + 2)
+        transcoder = TranscodePool.from_config(config, db=transcode_db, blobs=storage.blobs, metrics=metrics)
+        await transcoder.start()
         manager = CallManager(
             config=config,
             catalogue=storage.catalogue,
             blobs=storage.blobs,
             ports=PortPool(config.rtp_port_min, config.rtp_port_max),
             metrics=metrics,
+            transcoder=transcoder,
         )
         driver = SipDriver(endpoint, manager.on_event)
         manager.attach(driver)
@@ -120,6 +127,8 @@ async def run_server(config: Config) -> int:
         await stop.wait()
         log.info("shutting down: refusing new calls, %d active", manager.active_calls)
         await manager.shutdown(config.shutdown_grace)
+        await transcoder.stop()  # renditions not finished stay pending for the next start
+        await transcode_db.close()
         for task in background:
             task.cancel()
         await commands.close()
