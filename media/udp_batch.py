@@ -216,8 +216,11 @@ class BatchReader:
         return received, source, foreign
 
 
+_TEXT = b"text:"  # raw sockaddrs start with the family in host order (b"\x02\x00", b"\x0a\x00"), never this
+
+
 def _encode(address: tuple[str, int] | tuple[str, int, int, int]) -> bytes:
-    return f"{address[0]}|{address[1]}".encode()
+    return _TEXT + f"{address[0]}|{address[1]}".encode()
 
 
 def address_of(name: bytes) -> tuple[str, int]:
@@ -225,8 +228,8 @@ def address_of(name: bytes) -> tuple[str, int]:
 
     The raw form is the head of the ``sockaddr``: family, port and address (IPv4: 8 octets; IPv6: 24).
     """
-    if b"|" in name:
-        host, number = name.decode().rsplit("|", 1)
+    if name.startswith(_TEXT):
+        host, number = name[len(_TEXT) :].decode().rsplit("|", 1)
         return host, int(number)
     family = int.from_bytes(name[:2], sys.byteorder)
     port = int.from_bytes(name[2:4], "big")

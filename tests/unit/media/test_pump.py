@@ -32,13 +32,13 @@ class Broken:
 
 
 async def test_a_heavy_tick_yields_to_the_event_loop_every_slice() -> None:
-    pump = MediaPump(tick=0.1)
-    sessions = [Busy(0.001) for _ in range(60)]  # 60 ms of work per tick
+    pump = MediaPump(tick=0.15)
+    sessions = [Busy(0.002) for _ in range(60)]  # 120 ms of work per tick
     for session in sessions:
         pump.add(session)
     gaps: list[float] = []
     last = time.perf_counter()
-    end = last + 0.5
+    end = last + 0.7
     while time.perf_counter() < end:
         await asyncio.sleep(0)
         now = time.perf_counter()
@@ -46,10 +46,12 @@ async def test_a_heavy_tick_yields_to_the_event_loop_every_slice() -> None:
         last = now
     for session in sessions:
         pump.discard(session)
-    assert all(s.ticks >= 3 for s in sessions)
-    assert max(gaps) < SLICE + 0.004  # never the whole 60 ms at once
-    assert pump.stats.busy_seconds >= 0.15
-    assert pump.stats.max_cycle >= 0.06
+    assert all(s.ticks >= 2 for s in sessions)
+    # Never the whole 120 ms at once: a slice, one session's 2 ms past it, and room for a busy machine.
+    assert max(gaps) < SLICE + 0.03
+    assert sorted(gaps)[len(gaps) // 2] < SLICE + 0.003
+    assert pump.stats.busy_seconds >= 0.3
+    assert pump.stats.max_cycle >= 0.12
 
 
 async def test_a_failing_session_is_dropped_and_logged_others_go_on(caplog: pytest.LogCaptureFixture) -> None:
