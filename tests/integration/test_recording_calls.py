@@ -136,7 +136,9 @@ def test_loss_and_reordering_leave_silent_gaps_and_the_right_length(
     assert impaired["late"] == 0  # reordering stayed inside the reorder window
     assert impaired["packets"] == sent.unique_packets_sent
     # Quality in the catalogue: the loss fraction, the silence filled for it, the reordering it absorbed.
-    assert impaired["loss_fraction"] == pytest.approx(dropped / (sent.unique_packets_sent + dropped), abs=1e-4)
+    assert impaired["loss_fraction"] == pytest.approx(
+        dropped / (sent.unique_packets_sent + dropped), abs=1e-4
+    )
     assert impaired["gap_seconds"] == pytest.approx(dropped * PACKET, abs=0.001)
     assert impaired["reordered"] >= 10  # ten swapped pairs, five packets held back by three
     assert row["streams"][0]["loss_fraction"] == 0.0 and row["streams"][0]["gap_seconds"] == 0.0
