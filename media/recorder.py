@@ -39,7 +39,7 @@ from media.srtp import SrtpDecryptor, SrtpKey
 from media.stats import StreamStats, StreamStatsSnapshot
 from media.timeline import StreamTimeline
 
-__all__ = ["CallRecorder", "RecordingResult", "StreamSpec"]
+__all__ = ["CallRecorder", "DtmfPress", "RecordingResult", "StreamSpec"]
 
 Frames = npt.NDArray[np.int16]
 
@@ -72,6 +72,20 @@ class RecordingResult:
     frames: int
     streams: list[StreamStatsSnapshot]
     pauses: list[tuple[float, float]] = field(default_factory=list)
+    dtmf: list[DtmfPress] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfPress:
+    """An RFC 4733 key press on stream ``stream``: ``at`` seconds from the first frame, lasting ``duration``.
+
+    Kept out of the audio; the digit is as the SRC sent it (masking is the caller's policy)."""
+
+    stream: int
+    at: float
+    duration: float
+    digit: str | None
+    volume: int | None
 
 
 class CallRecorder:
@@ -251,7 +265,27 @@ class CallRecorder:
             frames=self._frames,
             streams=self.snapshots(),
             pauses=[(begin, duration if end is None else end) for begin, end in pauses],
+            dtmf=self._presses(),
         )
+
+    def _presses(self) -> list[DtmfPress]:
+        """Every stream's key presses, in time order, relative to the first frame handed out."""
+        if self._emitted is None:
+            return []
+        first = self._emitted - self._frames
+        rate = self._sample_rate
+        presses = [
+            DtmfPress(
+                stream=spec.index,
+                at=round((mark.position - first) / rate, 4),
+                duration=round(mark.samples / rate, 4),
+                digit=mark.event.digit,
+                volume=mark.event.volume,
+            )
+            for spec in self._specs
+            for mark in self._timelines[spec.index].dtmf(final=True)
+        ]
+        return sorted(presses, key=lambda press: (press.at, press.stream))
 
     def _synchronise(self, stream_index: int) -> None:
         """A new sender report on one stream: check it against the other streams', then align them all."""

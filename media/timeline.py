@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -38,6 +39,7 @@ import numpy.typing as npt
 
 from media.clock_sync import SyncPoint
 from media.codecs import Codec
+from media.dtmf import DtmfEvent
 from media.placement import Placement
 from media.probation import Probation
 from media.quality import InterarrivalJitter
@@ -45,8 +47,19 @@ from media.rtcp import RtcpTracker, SenderReport
 from media.rtp import HEADER, RtpHeader, is_rtcp, parse_rtp
 from media.sequence import SequenceTracker
 from media.stats import StreamStats
+from media.telephone_event import TelephoneEventReceiver
 
-__all__ = ["StreamTimeline"]
+__all__ = ["DtmfMark", "StreamTimeline"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfMark:
+    """A key press on a stream's timeline: ``position`` and ``samples`` at the stream's sample rate."""
+
+    position: int
+    samples: int
+    event: DtmfEvent
+
 
 Pcm = npt.NDArray[np.int16]
 _Batch = tuple[list[bytes], list[int], list[float]]  # what a batch places: payloads, positions, arrivals
@@ -67,6 +80,8 @@ class StreamTimeline:
         "_buffer",
         "_current_seen",
         "_den",
+        "_dtmf",
+        "_dtmf_marks",
         "_gaps",
         "_held",
         "_jitter",
@@ -126,6 +141,8 @@ class StreamTimeline:
         self._offset = 0  # samples every placement is moved by (alignment onto the call's clock)
         self._realigned = _NEVER  # reordered packets up to this extended sequence number predate a shift
         self._relocated = 0  # the part of the offset moved before any output (it cost nothing)
+        self._dtmf = TelephoneEventReceiver()
+        self._dtmf_marks: list[DtmfMark] = []
         self._jitter = InterarrivalJitter(codec.sample_rate)
         self._gaps = self._placement.gaps
         self._rtcp = RtcpTracker(self.stats, codec.clock_rate)
@@ -338,6 +355,9 @@ class StreamTimeline:
             stats.first_packet_at = arrival
         else:
             stats.ssrc_changes += 1
+            for event in self._dtmf.flush():  # a key press of the old source: placed on its clock
+                self._mark(event, arrival)
+            self._dtmf = TelephoneEventReceiver()
         stats.ssrc = self._ssrc = header.ssrc
         self._seq.start(header.sequence)
         self._anchored = False
@@ -374,6 +394,9 @@ class StreamTimeline:
                 stats.suppressed += 1
             elif pt == self._te_pt:
                 stats.telephone_events += 1
+                payload = data[header.payload_offset : header.payload_offset + header.payload_length]
+                for event in self._dtmf.feed(header.timestamp, payload, header.marker):
+                    self._mark(event, arrival)
             else:  # comfort noise (RFC 3389): part of the sequence, never decoded; its gap stays silence
                 stats.comfort_noise += 1
                 if header.payload_length:
@@ -467,6 +490,23 @@ class StreamTimeline:
             return None
         ntp, ts = mapping
         return SyncPoint(ntp=ntp, position=self._anchor_pos + self._scaled(ts - self._anchor_ts))
+
+    def dtmf(self, *, final: bool = False) -> list[DtmfMark]:
+        """RFC 4733 key presses so far, on this stream's timeline; ``final`` also closes one whose end
+        packets never came (end of the stream)."""
+        if final:
+            for event in self._dtmf.flush():
+                self._mark(event, self.stats.last_packet_at or 0.0)
+        return list(self._dtmf_marks)
+
+    def _mark(self, event: DtmfEvent, arrival: float) -> None:
+        """Place a completed key press by its RTP timestamp (by arrival before the first audio packet)."""
+        if self._anchored:
+            pos = self._anchor_pos + self._scaled(event.start - self._anchor_ts)
+        else:
+            assert self.origin is not None
+            pos = round((arrival - self.origin) * self.sample_rate) + self._offset
+        self._dtmf_marks.append(DtmfMark(position=pos, samples=self._scaled(event.duration), event=event))
 
     def _scaled(self, ts_delta: int) -> int:
         """A timestamp difference (taken as signed 32-bit) in samples."""

@@ -701,7 +701,9 @@ class CallManager:
                 ended_at=datetime.now(UTC),
                 media_started_at=wall_time(result.media_start),
                 duration_seconds=result.duration,
-                streams=stream_records(call.answer, call.layout, result, call.specs),
+                streams=stream_records(
+                    call.answer, call.layout, result, call.specs, keep_digits=self._config.store_dtmf_digits
+                ),
                 file_path=str(path) if path else None,
                 format="flac",
                 size_bytes=size,

@@ -62,6 +62,7 @@ class Config:
     database_dsn: str = ""
     reorder_window: float = 0.3
     sync_wait: float = 4.0
+    store_dtmf_digits: bool = False
     no_media_timeout: float = 10.0
     shutdown_grace: float = 30.0
     max_calls: int = 1000
@@ -124,6 +125,7 @@ _KEYS: dict[tuple[str, str], str] = {
     ("database", "dsn"): "database_dsn",
     ("recording", "reorder_window"): "reorder_window",
     ("recording", "sync_wait"): "sync_wait",
+    ("recording", "store_dtmf_digits"): "store_dtmf_digits",
     ("recording", "no_media_timeout"): "no_media_timeout",
     ("recording", "shutdown_grace"): "shutdown_grace",
     ("recording", "max_calls"): "max_calls",

@@ -8,7 +8,7 @@ from typing import Any
 
 from media import RecordingResult
 from media.stats import StreamStatsSnapshot
-from storage import ParticipantRecord, ParticipantRole, RecordingStatus, StreamRecord
+from storage import DtmfRecord, ParticipantRecord, ParticipantRole, RecordingStatus, StreamRecord
 
 from .siprec import ChannelLayout, RecordingMetadata, SdpAnswer
 
@@ -44,6 +44,8 @@ def stream_records(
     layout: ChannelLayout,
     result: RecordingResult | None,
     spec_of: Mapping[int, int],
+    *,
+    keep_digits: bool = False,
 ) -> list[StreamRecord]:
     """One row per answered m-line, with its RTP statistics once the recording is finished; ``spec_of`` maps
     an m-line to its media stream (the result lists streams by their index)."""
@@ -68,6 +70,11 @@ def stream_records(
                 last_packet_at=wall_time(snapshot.last_packet_at) if snapshot else None,
                 remote=_remote(snapshot.remote) if snapshot else None,
                 **(_quality(snapshot) if snapshot else {}),
+                dtmf=[
+                    DtmfRecord(at=p.at, duration=p.duration, digit=p.digit if keep_digits else None)
+                    for p in (result.dtmf if result is not None else ())
+                    if p.stream == spec
+                ],
             )
         )
     return records

@@ -13,6 +13,7 @@ from .errors import (
     StorageError,
 )
 from .models import (
+    DtmfRecord,
     MetadataSnapshot,
     NewRecording,
     ParticipantRecord,
@@ -29,6 +30,7 @@ __all__ = [
     "CatalogueError",
     "CommandListener",
     "CommandReply",
+    "DtmfRecord",
     "EmbeddedDatabase",
     "EmbeddedDatabaseError",
     "FileBlobStore",

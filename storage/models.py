@@ -90,6 +90,29 @@ class ParticipantRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfRecord:
+    """A key press sent on a stream as an RFC 4733 event: seconds from the start of the audio, its length,
+    and the digit — ``None`` when digits are not kept (the default: they may be card numbers or PINs)."""
+
+    at: float
+    duration: float
+    digit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.duration < 0:
+            raise ValueError("a key press cannot last a negative time")
+        if self.digit is not None and (len(self.digit) != 1 or self.digit not in "0123456789*#ABCD"):
+            raise ValueError(f"{self.digit!r} is not a DTMF digit")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "duration": self.duration, "digit": self.digit}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DtmfRecord:
+        return cls(at=data["at"], duration=data["duration"], digit=data.get("digit"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamRecord:
     """One answered m-line: how it was mapped and (once finished) its RFC 3550 receive statistics."""
 
@@ -117,8 +140,10 @@ class StreamRecord:
     alignment_seconds: float = 0.0
     rtcp_sender_reports: int = 0
     sender_packets: int | None = None
+    dtmf: Sequence[DtmfRecord] = ()  # RFC 4733 key presses, kept out of the audio
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "dtmf", tuple(self.dtmf))
         if self.payload_type is not None and not 0 <= self.payload_type <= 127:
             raise ValueError(f"RTP payload type {self.payload_type} out of range")
         if self.ssrc is not None and not 0 <= self.ssrc < 2**32:
@@ -161,6 +186,7 @@ class StreamRecord:
             "alignment_seconds": self.alignment_seconds,
             "rtcp_sender_reports": self.rtcp_sender_reports,
             "sender_packets": self.sender_packets,
+            "dtmf": [press.to_json() for press in self.dtmf],
         }
 
     @classmethod
@@ -187,6 +213,7 @@ class StreamRecord:
             alignment_seconds=data.get("alignment_seconds", 0.0),
             rtcp_sender_reports=data.get("rtcp_sender_reports", 0),
             sender_packets=data.get("sender_packets"),
+            dtmf=[DtmfRecord.from_json(press) for press in data.get("dtmf", ())],
         )
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from storage import NewRecording, ParticipantRecord, ParticipantRole, StreamRecord
+from storage import DtmfRecord, NewRecording, ParticipantRecord, ParticipantRole, StreamRecord
 
 SESSION_ID = "hVpd7YQgRW2nD22h7q60JQ=="
 GROUP_ID = "7+OTCyoxTmqmqyA/1weDAg=="
@@ -111,6 +111,7 @@ def received_streams(started_at: datetime = STARTED_AT) -> list[StreamRecord]:
             alignment_seconds=-0.2,
             rtcp_sender_reports=19,
             sender_packets=4_650,
+            dtmf=[DtmfRecord(at=12.34, duration=0.12)],
         ),
         StreamRecord(
             label="2",

@@ -108,6 +108,7 @@ EXPECTED_JSON = {
             "alignment_seconds": -0.2,
             "rtcp_sender_reports": 19,
             "sender_packets": 4650,
+            "dtmf": [{"at": 12.34, "duration": 0.12, "digit": None}],
         },
         {
             "label": "2",
@@ -131,6 +132,7 @@ EXPECTED_JSON = {
             "alignment_seconds": 0.0,
             "rtcp_sender_reports": 0,
             "sender_packets": None,
+            "dtmf": [],
         },
     ],
     "conversation_id": None,

@@ -1,0 +1,76 @@
+"""RFC 4733 key presses through the recorder: timed on the recording, kept out of the audio, one per press."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from media.recorder import CallRecorder, StreamSpec
+from tests.unit.media.helpers import (
+    T0,
+    Packets,
+    g711,
+    pcmu,
+    pcmu_stream,
+    rtp,
+    simulate,
+    telephone_event,
+    tone,
+)
+
+SSRC = 0x44D7_0001
+TS0 = 90_000
+SEQ0 = 1_000
+TE = 101
+
+
+def with_presses(audio_packets: Packets, presses: list[tuple[float, int, float]]) -> Packets:
+    """Interleave pjsua/Asterisk-style events: marker start, updates every 50 ms, three end packets; ``(at
+    seconds into the stream, event, seconds held)``. Sequence numbers continue the audio's after it."""
+    out = list(audio_packets)
+    seq = SEQ0 + len(audio_packets)
+    for at, event, held in presses:
+        ts = TS0 + round(at * 8000)
+        steps = max(1, round(held / 0.05))
+        for step in range(steps):
+            duration = round((step + 1) * 0.05 * 8000)
+            data = rtp(
+                seq, ts, SSRC, telephone_event(event, end=False, duration=duration), pt=TE, marker=step == 0
+            )
+            out.append((T0 + at + step * 0.05, data))
+            seq += 1
+        for repeat in range(3):
+            data = rtp(seq, ts, SSRC, telephone_event(event, end=True, duration=round(held * 8000)), pt=TE)
+            out.append((T0 + at + held + repeat * 0.02, data))
+            seq += 1
+    return sorted(out, key=lambda p: p[0])
+
+
+def test_presses_are_timed_on_the_recording_and_never_in_the_audio() -> None:
+    audio = tone(440, 4 * 8000)
+    packets = pcmu_stream(audio, ssrc=SSRC, seq0=SEQ0, ts0=TS0, start=T0)
+    spec = StreamSpec(index=0, channel=0, codec=pcmu(), payload_type=0, telephone_event_pt=TE)
+    recorder = CallRecorder(streams=[spec], channels=1, reorder_window=0.3)
+    out = simulate(
+        recorder, {0: with_presses(packets, [(1.0, 5, 0.1), (2.5, 11, 0.16)])}, start=T0, end=T0 + 4.5
+    )
+    result = recorder.result()
+    assert [(p.stream, p.at, p.duration, p.digit) for p in result.dtmf] == [
+        (0, 1.0, 0.1, "5"),
+        (0, 2.5, 0.16, "#"),
+    ]
+    assert np.array_equal(out[:, 0], g711(audio))  # the events changed no sample
+    assert result.streams[0].telephone_events == 2 * 2 + 2 * 3 + 1
+
+
+def test_a_press_whose_end_packets_were_lost_is_closed_at_the_end() -> None:
+    audio = tone(440, 2 * 8000)
+    packets = pcmu_stream(audio, ssrc=SSRC, seq0=SEQ0, ts0=TS0, start=T0)
+    held = [
+        p for p in with_presses(packets, [(1.2, 1, 0.15)]) if not (p[1][1] & 0x7F == TE and p[1][13] & 0x80)
+    ]
+    spec = StreamSpec(index=0, channel=0, codec=pcmu(), payload_type=0, telephone_event_pt=TE)
+    recorder = CallRecorder(streams=[spec], channels=1, reorder_window=0.3)
+    simulate(recorder, {0: held}, start=T0, end=T0 + 2.5)
+    presses = recorder.result().dtmf
+    assert [(p.at, p.digit) for p in presses] == [(1.2, "1")]
+    assert 0.1 <= presses[0].duration <= 0.15
