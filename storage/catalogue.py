@@ -8,15 +8,12 @@ errors become `CatalogueError` here; nothing above sees asyncpg exceptions.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg  # type: ignore[import-untyped,unused-ignore]
-
-from .errors import CatalogueError, RecordingNotFoundError
+from .errors import CatalogueError, RecordingNotFoundError, translated
 from .models import (
     MetadataSnapshot,
     NewRecording,
@@ -109,7 +106,7 @@ class Catalogue:
     async def create(self, new: NewRecording) -> Recording:
         """Insert a row in status 'recording' under a fresh unique reference."""
         for _ in range(_REFERENCE_ATTEMPTS):
-            with _translated("create a recording"):
+            with translated("create a recording"):
                 row = await self._db.fetchrow(
                     _INSERT,
                     new.id,
@@ -145,7 +142,7 @@ class Catalogue:
         """Keep a metadata document received mid-call; replace the participants and call facts when given."""
         snapshot = MetadataSnapshot(received_at=received_at or datetime.now(UTC), xml=raw_xml)
         people = None if participants is None else [participant.to_json() for participant in participants]
-        with _translated("store recording metadata"):
+        with translated("store recording metadata"):
             row = await self._db.fetchrow(
                 _UPDATE_METADATA,
                 recording_id,
@@ -176,7 +173,7 @@ class Catalogue:
         """Record how the recording ended; channels, sample rate and pauses change only when given."""
         if RecordingStatus(status) is RecordingStatus.RECORDING:
             raise ValueError("finish() needs a final status")
-        with _translated("finish a recording"):
+        with translated("finish a recording"):
             row = await self._db.fetchrow(
                 _FINISH,
                 recording_id,
@@ -196,7 +193,7 @@ class Catalogue:
         return _found(row, recording_id)
 
     async def mark_status(self, recording_id: UUID, status: RecordingStatus) -> Recording:
-        with _translated("change a recording's status"):
+        with translated("change a recording's status"):
             row = await self._db.fetchrow(_MARK_STATUS, recording_id, RecordingStatus(status).value)
         return _found(row, recording_id)
 
@@ -214,7 +211,7 @@ class Catalogue:
                 if reference is None:
                     return None
                 query, key = _BY_REFERENCE, reference
-        with _translated("look up a recording"):
+        with translated("look up a recording"):
             row = await self._db.fetchrow(query, key)
         return None if row is None else _recording(row)
 
@@ -222,29 +219,21 @@ class Catalogue:
         """Newest first (by started_at); `before` pages back: only recordings started strictly before it."""
         if not 1 <= limit <= _MAX_LIST:
             raise ValueError(f"limit must be between 1 and {_MAX_LIST}")
-        with _translated("list recordings"):
+        with translated("list recordings"):
             rows = await self._db.fetch(_LIST, limit, before)
         return [_recording(row) for row in rows]
 
     async def conversation(self, conversation_id: UUID) -> builtins.list[Recording]:
         """Every recording of one conversation (transfer and park segments, duplicates), oldest first."""
-        with _translated("list a conversation"):
+        with translated("list a conversation"):
             rows = await self._db.fetch(_CONVERSATION, conversation_id)
         return [_recording(row) for row in rows]
 
     async def unfinished(self) -> builtins.list[Recording]:
         """Rows still in status 'recording', oldest first: after a crash, the calls that were cut off."""
-        with _translated("list unfinished recordings"):
+        with translated("list unfinished recordings"):
             rows = await self._db.fetch(_UNFINISHED)
         return [_recording(row) for row in rows]
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise CatalogueError(f"cannot {action}: {exc}") from exc
 
 
 def _found(row: Mapping[str, Any] | None, recording_id: UUID) -> Recording:

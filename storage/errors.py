@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
 __all__ = [
     "CatalogueError",
     "EmbeddedDatabaseError",
     "MigrationError",
     "RecordingNotFoundError",
     "StorageError",
+    "translated",
 ]
 
 
@@ -29,3 +35,12 @@ class MigrationError(CatalogueError):
 
 class RecordingNotFoundError(CatalogueError):
     """An update named a recording id that is not in the catalogue."""
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Turn a database or connection failure inside the block into a :class:`CatalogueError` naming ``action``."""
+    try:
+        yield
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise CatalogueError(f"cannot {action}: {exc}") from exc

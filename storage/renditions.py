@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg  # type: ignore[import-untyped,unused-ignore]
-
-from .errors import CatalogueError, RecordingNotFoundError
+from .errors import CatalogueError, RecordingNotFoundError, translated
 from .models import format_timestamp
 
 __all__ = [
@@ -172,7 +169,7 @@ class Renditions:
         """Ask for a rendition: a new pending row, or the one already there (a failed one starts over)."""
         if format not in RENDITION_FORMATS:
             raise ValueError(f"no rendition format {format!r}; one of {', '.join(RENDITION_FORMATS)}")
-        with _translated("request a rendition"):
+        with translated("request a rendition"):
             row = await self._db.fetchrow(_INSERT, recording_id, format, replaces_master, now)
             if row is None:
                 row = await self._db.fetchrow(_REQUEUE, recording_id, format, now)
@@ -183,18 +180,18 @@ class Renditions:
         return _rendition(row)
 
     async def get(self, recording_id: UUID, format: str) -> Rendition | None:
-        with _translated("look up a rendition"):
+        with translated("look up a rendition"):
             row = await self._db.fetchrow(_ONE, recording_id, format)
         return None if row is None else _rendition(row)
 
     async def for_recording(self, recording_id: UUID) -> builtins.list[Rendition]:
-        with _translated("list renditions"):
+        with translated("list renditions"):
             rows = await self._db.fetch(_OF_RECORDING, recording_id)
         return [_rendition(row) for row in rows]
 
     async def backlog(self) -> int:
         """Pending renditions on every node: waiting, being encoded, or waiting to retry."""
-        with _translated("count pending renditions"):
+        with translated("count pending renditions"):
             return int(await self._db.fetchval(_BACKLOG))
 
     async def claim_next(self, *, now: datetime) -> RenditionJob | None:
@@ -204,7 +201,7 @@ class Renditions:
         in_transaction = getattr(self._db, "is_in_transaction", None)
         if in_transaction is None or not in_transaction():
             raise RuntimeError("claim_next() needs a connection inside a transaction")
-        with _translated("claim a rendition"):
+        with translated("claim a rendition"):
             row = await self._db.fetchrow(_CLAIM, now)
         if row is None:
             return None
@@ -229,7 +226,7 @@ class Renditions:
         """Record the finished file. A rendition that replaces its master also becomes the recording's file
         (path, format, size, SHA-256) if the recording still names ``master_path``; the caller removes the
         master after the commit and reports it with :meth:`master_removed`."""
-        with _translated("complete a rendition"):
+        with translated("complete a rendition"):
             row = await self._db.fetchrow(
                 _COMPLETE, rendition_id, file_path, size_bytes, sha256, now, master_path
             )
@@ -241,7 +238,7 @@ class Renditions:
         self, rendition_id: int, *, error: str, now: datetime, retry_at: datetime | None
     ) -> Rendition:
         """Count a failed attempt: pending again from ``retry_at``, or failed for good when it is None."""
-        with _translated("record a failed rendition"):
+        with translated("record a failed rendition"):
             row = await self._db.fetchrow(_FAIL, rendition_id, error[:2000], retry_at, now)
         if row is None:
             raise CatalogueError(f"no rendition {rendition_id}")
@@ -249,21 +246,13 @@ class Renditions:
 
     async def masters_left(self) -> builtins.list[tuple[int, str]]:
         """(rendition id, master path) of replaced masters not yet reported removed."""
-        with _translated("list replaced masters"):
+        with translated("list replaced masters"):
             rows = await self._db.fetch(_MASTERS_LEFT)
         return [(int(row["id"]), str(row["master_path"])) for row in rows]
 
     async def master_removed(self, rendition_id: int, *, now: datetime) -> None:
-        with _translated("record a removed master"):
+        with translated("record a removed master"):
             await self._db.execute(_MASTER_REMOVED, rendition_id, now)
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        raise CatalogueError(f"cannot {action}: {exc}") from exc
 
 
 def _rendition(row: Mapping[str, Any]) -> Rendition:
