@@ -234,6 +234,12 @@ class CallRecorder:
         if self._emitted is None and now - self._origin < self._sync_wait and not self._synchronised():
             return None  # the start waits for sender reports: aligned before written, nothing dropped
         until = math.floor((now - self._reorder_window - self._origin) * self._sample_rate)
+        # Never past the last placed sample: silence after it is written once a later packet (or the end of
+        # the call, :meth:`mix_final`) says how long it lasted. A BYE handled late under load then does not
+        # stretch the recording with the seconds it waited.
+        ends = [t.end_pos for t in self._timelines.values() if t.end_pos is not None]
+        if ends:
+            until = min(until, max(ends))
         return self._render(until)
 
     def _synchronised(self) -> bool:

@@ -1,4 +1,4 @@
-"""RFC 4733 key presses through the recorder: timed on the recording, kept out of the audio, one per press."""
+"""Through the recorder: RFC 4733 key presses (timed, kept out of the audio) and a late hang-up."""
 
 from __future__ import annotations
 
@@ -74,3 +74,15 @@ def test_a_press_whose_end_packets_were_lost_is_closed_at_the_end() -> None:
     presses = recorder.result().dtmf
     assert [(p.at, p.digit) for p in presses] == [(1.2, "1")]
     assert 0.1 <= presses[0].duration <= 0.15
+
+
+def test_a_hang_up_handled_late_does_not_stretch_the_recording() -> None:
+    """Under load a BYE may be handled seconds after the media ended: the ticks until then add nothing."""
+    audio = tone(440, 5 * 8000)
+    packets = pcmu_stream(audio, ssrc=SSRC, seq0=SEQ0, ts0=TS0, start=T0)
+    spec = StreamSpec(index=0, channel=0, codec=pcmu(), payload_type=0)
+    recorder = CallRecorder(streams=[spec], channels=1, reorder_window=0.3)
+    out = simulate(recorder, {0: packets}, start=T0, end=T0 + 19.0)  # the hang-up came 14 s late
+    assert len(out) == 5 * 8000
+    assert recorder.result().duration == 5.0
+    assert np.array_equal(out[:, 0], g711(audio))
