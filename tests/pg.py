@@ -29,7 +29,14 @@ import asyncpg
 from storage import EmbeddedDatabase
 from storage.postmaster import ProcessKind, probe_process, read_postmaster_pid
 
-__all__ = ["PgCluster", "cluster_processes", "kill_cluster", "running_cluster", "scratch_dir"]
+__all__ = [
+    "PgCluster",
+    "cluster_processes",
+    "kill_cluster",
+    "reset_catalogue",
+    "running_cluster",
+    "scratch_dir",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +131,20 @@ def kill_cluster(pgdata: Path, timeout: float = 10.0) -> int:
         for handle in handles:
             os.close(handle)
     return pids[0]
+
+
+_RESET = """
+TRUNCATE recordings, renditions, consent_proofs, recording_keys, holds, consent_withdrawals, access_requests,
+    disposals, lifecycle_outbox, audit_log, tenant_sources, tenant_retention_options;
+DELETE FROM recording_policies WHERE NOT (tenant_id IS NULL AND version = 1);
+UPDATE recording_policies SET superseded_at = NULL;
+DELETE FROM retention_classes WHERE tenant_id IS NOT NULL;
+DELETE FROM tenant_numbers;
+DELETE FROM tenants;
+"""
+
+
+async def reset_catalogue(db: asyncpg.Pool | asyncpg.Connection) -> None:
+    """Back to a freshly migrated catalogue: no recordings, tenants or audit entries; the shipped retention
+    presets and the install's system policy (version 1) kept."""
+    await db.execute(_RESET)

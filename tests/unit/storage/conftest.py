@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from storage import Catalogue, migrate, open_pool
-from tests.pg import PgCluster, running_cluster, scratch_dir
+from tests.pg import PgCluster, reset_catalogue, running_cluster, scratch_dir
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,7 @@ async def pool(pg: PgCluster) -> AsyncIterator[asyncpg.Pool]:
     pool = await open_pool(pg.dsn, max_size=4)
     try:
         await migrate(pool)
-        await pool.execute("TRUNCATE recordings")
+        await reset_catalogue(pool)
         yield pool
     finally:
         await pool.close()
