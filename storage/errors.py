@@ -10,9 +10,16 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 __all__ = [
     "CatalogueError",
     "EmbeddedDatabaseError",
+    "IntegrityError",
+    "KeyUnavailableError",
+    "LifecycleError",
     "MigrationError",
+    "NotFoundError",
     "RecordingNotFoundError",
+    "StatutoryFloorError",
     "StorageError",
+    "TwoPersonRuleError",
+    "UnderHoldError",
     "translated",
 ]
 
@@ -33,8 +40,36 @@ class MigrationError(CatalogueError):
     """A schema migration is malformed, failed, or differs from the one already applied."""
 
 
-class RecordingNotFoundError(CatalogueError):
+class NotFoundError(CatalogueError):
+    """The named object (tenant, number, policy, hold, request, ...) does not exist, or not for this tenant."""
+
+
+class RecordingNotFoundError(NotFoundError):
     """An update named a recording id that is not in the catalogue."""
+
+
+class LifecycleError(StorageError):
+    """A data-protection rule refused the operation; the message says which rule and why."""
+
+
+class UnderHoldError(LifecycleError):
+    """The recording is restricted by a legal hold (GDPR Art. 18): it cannot be deleted or shortened."""
+
+
+class StatutoryFloorError(LifecycleError):
+    """A statutory retention period cannot be shortened, and erasure is refused under Art. 17(3)(b)."""
+
+
+class TwoPersonRuleError(LifecycleError):
+    """Releasing a hold needs a second, different person to approve it."""
+
+
+class KeyUnavailableError(StorageError):
+    """A recording's data key is destroyed or its tenant key is missing: the audio cannot be read."""
+
+
+class IntegrityError(StorageError):
+    """Stored data does not match its recorded hash: it was changed or damaged."""
 
 
 @contextmanager
