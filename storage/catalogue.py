@@ -34,7 +34,9 @@ _COLUMNS = """
     id, reference, call_id, session_ids, group_ids, status, started_at, media_started_at, ended_at,
     duration_seconds, participants, streams, channels, sample_rate, file_path, format, size_bytes, sha256,
     raw_metadata, metadata_history, source_address, created_at, updated_at, conversation_id, duplicate_of,
-    pauses, call_facts
+    pauses, call_facts, tenant_id, policy_id, basis, statute, purpose, retention_class_id, expires_at,
+    consent_state, numbers, encryption,
+    (SELECT code FROM retention_classes c WHERE c.id = recordings.retention_class_id) AS retention_class
 """
 
 # ON CONFLICT on the reference alone: a colliding reference returns no row and is retried, without the
@@ -51,10 +53,12 @@ _INSERT = f"""
     )
     INSERT INTO recordings (id, reference, call_id, session_ids, group_ids, status, started_at, participants,
                             streams, channels, sample_rate, file_path, format, raw_metadata, source_address,
-                            call_facts, conversation_id, duplicate_of)
+                            call_facts, conversation_id, duplicate_of, tenant_id, policy_id, basis, statute,
+                            purpose, retention_class_id, expires_at, consent_state, numbers, encryption)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
             COALESCE((SELECT conversation_id FROM earlier LIMIT 1), $1),
-            (SELECT id FROM earlier WHERE same_session LIMIT 1))
+            (SELECT id FROM earlier WHERE same_session LIMIT 1),
+            $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
     ON CONFLICT (reference) DO NOTHING
     RETURNING {_COLUMNS}
 """  # noqa: S608 (column list is a constant)
@@ -76,7 +80,7 @@ _FINISH = f"""
         status = $2, ended_at = $3, media_started_at = $4, duration_seconds = $5, streams = $6,
         file_path = $7, format = $8, size_bytes = $9, sha256 = $10,
         channels = COALESCE($11, channels), sample_rate = COALESCE($12, sample_rate),
-        pauses = COALESCE($13::jsonb, pauses)
+        pauses = COALESCE($13::jsonb, pauses), expires_at = COALESCE($14, expires_at)
     WHERE id = $1
     RETURNING {_COLUMNS}
 """  # noqa: S608
@@ -125,6 +129,16 @@ class Catalogue:
                     new.raw_metadata,
                     new.source_address,
                     dict(new.call_facts),
+                    new.tenant_id,
+                    new.policy_id,
+                    new.basis,
+                    new.statute,
+                    new.purpose,
+                    new.retention_class_id,
+                    new.expires_at,
+                    new.consent_state,
+                    list(new.numbers),
+                    new.encryption,
                 )
             if row is not None:
                 return _recording(row)
@@ -169,8 +183,9 @@ class Catalogue:
         channels: int | None = None,
         sample_rate: int | None = None,
         pauses: Sequence[PauseRecord] | None = None,
+        expires_at: datetime | None = None,
     ) -> Recording:
-        """Record how the recording ended; channels, sample rate and pauses change only when given."""
+        """Record how the recording ended; channels, sample rate, pauses and expiry change only when given."""
         if RecordingStatus(status) is RecordingStatus.RECORDING:
             raise ValueError("finish() needs a final status")
         with translated("finish a recording"):
@@ -189,6 +204,7 @@ class Catalogue:
                 channels,
                 sample_rate,
                 None if pauses is None else [pause.to_json() for pause in pauses],
+                expires_at,
             )
         return _found(row, recording_id)
 
@@ -272,6 +288,17 @@ def _recording(row: Mapping[str, Any]) -> Recording:
             duplicate_of=row["duplicate_of"],
             pauses=[PauseRecord.from_json(item) for item in row["pauses"]],
             call_facts=row["call_facts"],
+            tenant_id=row["tenant_id"],
+            policy_id=row["policy_id"],
+            basis=row["basis"],
+            statute=row["statute"],
+            purpose=row["purpose"],
+            retention_class_id=row["retention_class_id"],
+            retention_class=row["retention_class"],
+            expires_at=row["expires_at"],
+            consent_state=row["consent_state"],
+            numbers=row["numbers"],
+            encryption=row["encryption"],
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CatalogueError(f"recording {row.get('id')} has a malformed row: {exc}") from exc

@@ -274,14 +274,26 @@ class NewRecording:
     source_address: str | None = None  # e.g. "udp:192.0.2.10:5060"
     # normalised numbers, direction and dialect from the metadata
     call_facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # What the recording policy decided at call setup (GDPR Art. 6 basis, Art. 5(1)(e) retention).
+    tenant_id: UUID | None = None
+    policy_id: int | None = None
+    basis: str | None = None  # legal_obligation | consent | legitimate_interest
+    statute: str | None = None
+    purpose: str | None = None
+    retention_class_id: int | None = None
+    expires_at: datetime | None = None
+    consent_state: str = "not_required"  # not_required | pending | given | refused | withdrawn
+    numbers: Sequence[str] = ()  # every party's number as storage.phone.number_key gives it
+    encryption: str | None = None  # storage.sealed container format; None: a plain file
 
     def __post_init__(self) -> None:
         if not self.call_id:
             raise ValueError("a recording needs the Call-ID of its recording session")
         _aware(self.started_at, "started_at")
+        _aware(self.expires_at, "expires_at")
         _positive(self.channels, "channels")
         _positive(self.sample_rate, "sample_rate")
-        for name in ("session_ids", "group_ids", "participants", "streams"):
+        for name in ("session_ids", "group_ids", "participants", "streams", "numbers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
@@ -316,11 +328,30 @@ class Recording:
     duplicate_of: UUID | None = None
     pauses: Sequence[PauseRecord] = ()
     call_facts: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    tenant_id: UUID | None = None
+    policy_id: int | None = None
+    basis: str | None = None
+    statute: str | None = None
+    purpose: str | None = None
+    retention_class_id: int | None = None
+    retention_class: str | None = None  # the class's code, e.g. "quality_60d"
+    expires_at: datetime | None = None
+    consent_state: str = "not_required"
+    numbers: Sequence[str] = ()
+    encryption: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RecordingStatus(self.status))
         _aware(self.started_at, "started_at")
-        for name in ("session_ids", "group_ids", "participants", "streams", "metadata_history", "pauses"):
+        for name in (
+            "session_ids",
+            "group_ids",
+            "participants",
+            "streams",
+            "metadata_history",
+            "pauses",
+            "numbers",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @property
@@ -345,6 +376,10 @@ class Recording:
         - ``pauses``: [{start, end}] seconds from the start of the audio
         - ``call_facts``: normalised call facts from the metadata ({} when none), e.g.
           {"calling_number": {"value", "raw", "source"}, "direction": {...}, "dialect": {...}}
+        - ``tenant_id`` (uuid or null: no tenant claimed the call), ``basis`` (legal_obligation | consent |
+          legitimate_interest), ``statute``, ``purpose``, ``retention_class`` (code), ``expires_at``,
+          ``consent_state`` (not_required | pending | given | refused | withdrawn), ``numbers`` (the parties'
+          numbers in E.164 where they are phone numbers), ``encrypted`` (bool)
         With ``detailed=True`` also ``raw_metadata`` (the first metadata XML as received),
         ``metadata_history`` ([{received_at, xml}] for later ones), ``created_at`` and ``updated_at``.
         """
@@ -372,6 +407,15 @@ class Recording:
             "duplicate_of": None if self.duplicate_of is None else str(self.duplicate_of),
             "pauses": [pause.to_json() for pause in self.pauses],
             "call_facts": dict(self.call_facts),
+            "tenant_id": None if self.tenant_id is None else str(self.tenant_id),
+            "basis": self.basis,
+            "statute": self.statute,
+            "purpose": self.purpose,
+            "retention_class": self.retention_class,
+            "expires_at": format_timestamp(self.expires_at),
+            "consent_state": self.consent_state,
+            "numbers": list(self.numbers),
+            "encrypted": self.encryption is not None,
         }
         if detailed:
             data["raw_metadata"] = self.raw_metadata

@@ -11,6 +11,7 @@ import pytest
 from storage import (
     Catalogue,
     CatalogueError,
+    NewRecording,
     ParticipantRecord,
     ParticipantRole,
     RecordingNotFoundError,
@@ -269,3 +270,54 @@ async def test_stored_json_is_what_the_cli_prints(catalogue: Catalogue, pool: as
     assert printed["participants"] == stored
     assert UUID(printed["id"]) == created.id
     assert printed["started_at"] == "2026-11-28T14:03:07.250000Z"
+
+
+async def test_lifecycle_fields_decided_at_setup_round_trip(catalogue: Catalogue, pool: asyncpg.Pool) -> None:
+    tenant = uuid4()
+    await pool.execute("INSERT INTO tenants (id, slug, name) VALUES ($1, 'acme', 'Acme Kft.')", tenant)
+    policy_id, class_id = await pool.fetchrow(
+        "SELECT p.id, p.retention_class_id FROM recording_policies p WHERE p.tenant_id IS NULL"
+    )
+    started = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
+    created = await catalogue.create(
+        NewRecording(
+            call_id="lifecycle@pbx",
+            started_at=started,
+            tenant_id=tenant,
+            policy_id=policy_id,
+            basis="legitimate_interest",
+            purpose="quality assurance",
+            retention_class_id=class_id,
+            consent_state="not_required",
+            numbers=["+3612345678", "201"],
+            encryption="hangtar-sealed-v1",
+        )
+    )
+    assert (created.tenant_id, created.retention_class, created.numbers) == (
+        tenant,
+        "quality_60d",
+        ("+3612345678", "201"),
+    )
+    assert created.expires_at is None
+    finished = await catalogue.finish(
+        created.id,
+        status=RecordingStatus.COMPLETE,
+        ended_at=started + timedelta(minutes=3),
+        media_started_at=started,
+        duration_seconds=180.0,
+        streams=[],
+        file_path=None,
+        format="flac",
+        size_bytes=None,
+        sha256=None,
+        expires_at=started + timedelta(days=60),
+    )
+    assert finished.expires_at == started + timedelta(days=60)
+    data = finished.to_json()
+    assert data["tenant_id"] == str(tenant)
+    assert (data["basis"], data["retention_class"], data["encrypted"]) == (
+        "legitimate_interest",
+        "quality_60d",
+        True,
+    )
+    assert await catalogue.get(created.reference) == finished

@@ -139,6 +139,15 @@ EXPECTED_JSON = {
     "duplicate_of": None,
     "pauses": [],
     "call_facts": {},
+    "tenant_id": None,
+    "basis": None,
+    "statute": None,
+    "purpose": None,
+    "retention_class": None,
+    "expires_at": None,
+    "consent_state": "not_required",
+    "numbers": [],
+    "encrypted": False,
 }
 
 
