@@ -303,8 +303,12 @@ def build_answer(
     user: str = "hangtar",
     srtp: SrtpPolicy = SrtpPolicy.OFF,
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    inactive: bool = False,
 ) -> SdpAnswer:
     """Answer `offer` for a recorder listening on `address`, `ports[i]` for the m-line at index i.
+
+    ``inactive``: every accepted stream is answered ``a=inactive`` (RFC 3264 §6.1: nothing is sent): a call
+    the recording policy does not let us record keeps its session, and no media flows.
 
     A port of 0 rejects that m-line. `codecs` are what we decode: each an encoding name (``PCMU``), optionally
     with the RTP clock rate and channel count it must be offered with (``L16/16000/1``, ``opus/48000``); a
@@ -326,7 +330,7 @@ def build_answer(
     wanted = [_codec_entry(codec) for codec in codecs]
     streams: list[NegotiatedStream] = []
     for index, (media, port) in enumerate(zip(offer.media, ports, strict=True)):
-        stream, media_lines = _answer_media(index, media, port, wanted, srtp, random_bytes)
+        stream, media_lines = _answer_media(index, media, port, wanted, srtp, random_bytes, inactive)
         streams.append(stream)
         lines.extend(media_lines)
     return SdpAnswer(body=("\r\n".join(lines) + "\r\n").encode("utf-8"), streams=streams)
@@ -339,6 +343,7 @@ def _answer_media(
     wanted: Sequence[_CodecEntry],
     policy: SrtpPolicy,
     random_bytes: Callable[[int], bytes],
+    inactive: bool = False,
 ) -> tuple[NegotiatedStream, list[str]]:
     remote_host = None if media.connection is None or _unspecified(media.connection) else media.connection
     chosen = None
@@ -380,7 +385,7 @@ def _answer_media(
     # RFC 3264 §6.1: we only receive. Nothing flows while the offer holds (c=0.0.0.0, RFC 3264 §8.4) or
     # does not send.
     hold = media.connection is not None and _unspecified(media.connection)
-    direction = "inactive" if hold or media.direction in ("inactive", "recvonly") else "recvonly"
+    direction = "inactive" if inactive or hold or media.direction in ("inactive", "recvonly") else "recvonly"
     lines.append(f"a={direction}")
     stream = NegotiatedStream(
         index=index,

@@ -217,3 +217,21 @@ def test_misuse_is_a_value_error() -> None:
         build_answer(offer, address="", ports=[1, 2], session_id=1, session_version=1)
     with pytest.raises(ValueError, match="whitespace"):
         build_answer(offer, address="192.0.2.1", ports=[1, 2], session_id=1, session_version=1, user="a b")
+
+
+def test_a_call_not_to_be_recorded_is_answered_inactive() -> None:
+    """No legal basis: the session is kept (the SRC sees a 200 OK) but every stream is inactive (RFC 3264
+    §6.1), so nothing is sent to us."""
+    result = build_answer(
+        parse_sdp(offer_from("acme_invite.sip")),
+        address="192.0.2.200",
+        ports=[9, 9],
+        session_id=1710144151,
+        session_version=1,
+        inactive=True,
+    )
+    sdp = parse_sdp(result.body)
+    assert [m.direction for m in sdp.media] == ["inactive", "inactive"]
+    assert [m.port for m in sdp.media] == [9, 9]
+    assert [s.direction for s in result.streams] == ["inactive", "inactive"]
+    assert all(m.formats == ["8", "101"] for m in sdp.media)
