@@ -1,0 +1,454 @@
+"""``hangtar retention|holds|consent|erase``: retention periods, the sweeper, legal holds and erasure by hand.
+
+Every command goes through the storage services (the same ones an HTTP API will use), so every rule and audit
+entry applies. Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 refused by a rule (a hold, a statutory
+floor, the two-person rule). ``--json`` prints what a script wants; ``--as USER`` names the person acting
+(default ``cli:<os user>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+from uuid import UUID
+
+from storage import FileBlobStore
+from storage.audit import Actor, AuditLog
+from storage.disposal import Disposal
+from storage.erasure import ErasureOutcome, ErasureService
+from storage.errors import LifecycleError, NotFoundError, StorageError
+from storage.holds import HoldFilter, HoldService
+from storage.lifecycle_rows import find_recording, find_tenant
+from storage.models import format_timestamp
+from storage.retention import Basis, RetentionClass
+from storage.retention_service import RetentionService
+from storage.sweeper import Sweeper
+
+from .bootstrap import open_storage
+from .config import Config
+
+__all__ = ["add_commands", "parse_time", "run"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
+_COMMANDS = ("retention", "holds", "consent", "erase")
+
+StorageOptions = Callable[[argparse.ArgumentParser], None]
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], storage_options: StorageOptions
+) -> None:
+    def leaf(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **kw: Any) -> Any:
+        parser = parent.add_parser(name, **kw)
+        storage_options(parser)
+        return parser
+
+    retention = commands.add_parser("retention", help="retention periods and the sweeper")
+    actions = retention.add_subparsers(dest="action", required=True)
+    sweep = leaf(actions, "sweep", help="delete every finished recording whose retention period has ended")
+    sweep.add_argument("--dry-run", action="store_true", help="list what would be deleted; change nothing")
+    sweep.add_argument("--as-of", type=parse_time, metavar="TIME", help="ISO 8601 with offset (default: now)")
+    sweep.add_argument("--batch", type=int, default=100, metavar="N", help="recordings per transaction")
+    _common(sweep)
+    change = leaf(actions, "set", help="change how long one recording is kept")
+    change.add_argument("id", metavar="ID", help="recording id or reference")
+    how = change.add_mutually_exclusive_group(required=True)
+    how.add_argument("--class", dest="class_code", metavar="CODE", help="move it to this retention class")
+    how.add_argument("--days", type=int, metavar="N", help="keep it N days from the start of the call")
+    change.add_argument("--tenant", metavar="T", help="act for this tenant (slug or id) only")
+    _common(change)
+    classes = actions.add_parser("classes", help="retention classes: the presets and a tenant's own")
+    class_actions = classes.add_subparsers(dest="sub", required=True)
+    listing = leaf(class_actions, "list", help="the presets, and the tenant's own with --tenant")
+    listing.add_argument("--tenant", metavar="T")
+    listing.add_argument("--json", action="store_true")
+    add = leaf(class_actions, "add", help="define a tenant's own (never statutory) class")
+    add.add_argument("--tenant", metavar="T", required=True)
+    add.add_argument("code", metavar="CODE", help="a-z, 0-9 and _, e.g. sales_90d")
+    add.add_argument("--name", required=True)
+    add.add_argument("--days", type=int, required=True, metavar="N", help="0: not kept after hang-up")
+    add.add_argument("--basis", choices=[Basis.LEGITIMATE_INTEREST.value, Basis.CONSENT.value])
+    add.add_argument("--source", metavar="TEXT", help="the reasoning behind the period")
+    _common(add)
+    options = actions.add_parser("options", help="the periods a tenant's users may choose from")
+    option_actions = options.add_subparsers(dest="sub", required=True)
+    show = leaf(option_actions, "show")
+    show.add_argument("--tenant", metavar="T", required=True)
+    show.add_argument("--json", action="store_true")
+    choose = leaf(option_actions, "set", help="the default, then up to four more class codes")
+    choose.add_argument("--tenant", metavar="T", required=True)
+    choose.add_argument("default", metavar="DEFAULT")
+    choose.add_argument("others", metavar="CODE", nargs="*")
+    _common(choose)
+
+    holds = commands.add_parser("holds", help="legal holds (GDPR Art. 18 restriction)")
+    hold_actions = holds.add_subparsers(dest="action", required=True)
+    place = leaf(hold_actions, "place", help="stop every deletion of a recording or of a number's calls")
+    target = place.add_mutually_exclusive_group(required=True)
+    target.add_argument("--recording", metavar="ID")
+    target.add_argument("--number", metavar="N", help="any written form: +36 1 234 5678, 06-1-234-5678")
+    place.add_argument("--from", dest="from_at", type=parse_time, metavar="TIME", help="calls started from")
+    place.add_argument(
+        "--until", dest="until_at", type=parse_time, metavar="TIME", help="calls started before"
+    )
+    place.add_argument("--reason", required=True, metavar="TEXT")
+    place.add_argument(
+        "--tenant", metavar="T", help="a tenant's hold (default: the operator's, every tenant)"
+    )
+    _common(place)
+    hold_list = leaf(hold_actions, "list", help="active holds, newest first")
+    which = hold_list.add_mutually_exclusive_group()
+    which.add_argument("--released", action="store_const", dest="which", const=HoldFilter.RELEASED)
+    which.add_argument("--all", action="store_const", dest="which", const=HoldFilter.ALL)
+    hold_list.add_argument("--tenant", metavar="T")
+    hold_list.add_argument("--json", action="store_true")
+    for name, text in (
+        ("request-release", "ask for a hold's release (a second person approves)"),
+        ("approve-release", "approve a release another person asked for"),
+    ):
+        release = leaf(hold_actions, name, help=text)
+        release.add_argument("hold", metavar="HOLD", type=UUID)
+        release.add_argument("--tenant", metavar="T")
+        _common(release)
+
+    consent = commands.add_parser("consent", help="consent withdrawals (GDPR Art. 7(3))")
+    consent_actions = consent.add_subparsers(dest="action", required=True)
+    withdraw = leaf(consent_actions, "withdraw", help="erase a number's consent-based recordings")
+    withdraw.add_argument("--tenant", metavar="T", required=True)
+    withdraw.add_argument("number", metavar="NUMBER")
+    _common(withdraw)
+
+    erase = leaf(commands, "erase", help="erase a recording, or all of a number's (GDPR Art. 17)")
+    erase.add_argument("id", metavar="ID", nargs="?", help="recording id or reference")
+    erase.add_argument("--number", metavar="N")
+    erase.add_argument("--tenant", metavar="T", help="required with --number")
+    erase.add_argument("--reason", default="erasure request", metavar="TEXT", help="kept in the audit trail")
+    _common(erase)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--as", dest="as_user", metavar="USER", help="who acts (default cli:<os user>)")
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 with a UTC offset (``2027-01-28T09:00:00+01:00``, ``...Z``); a bare date is 00:00 UTC."""
+    try:
+        if len(text.strip()) == 10:
+            return datetime.combine(date.fromisoformat(text.strip()), time(), tzinfo=UTC)
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add Z or +01:00")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Services:
+    pool: Any
+    retention: RetentionService
+    holds: HoldService
+    erasure: ErasureService
+    sweeper: Sweeper
+
+
+Handler = Callable[[argparse.Namespace, _Services], Awaitable[int]]
+
+
+async def run(args: argparse.Namespace, config: Config) -> int | None:
+    if args.command not in _COMMANDS:
+        return None
+    if args.command == "erase" and (args.id is None) == (args.number is None):
+        return _fail("give a recording ID or --number", EXIT_USAGE)
+    if args.command == "erase" and args.number is not None and args.tenant is None:
+        return _fail("--number needs --tenant", EXIT_USAGE)
+    try:
+        async with open_storage(config) as storage:
+            return await _dispatch(args, _services(storage.pool, storage.blobs))
+    except NotFoundError as exc:
+        return _fail(str(exc), EXIT_NOT_FOUND)
+    except LifecycleError as exc:
+        return _fail(f"refused: {exc}", EXIT_REFUSED)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except StorageError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+
+
+def _services(pool: Any, blobs: FileBlobStore) -> _Services:
+    audit = AuditLog()
+
+    def clock() -> datetime:
+        return datetime.now(UTC)
+
+    return _Services(
+        pool=pool,
+        retention=RetentionService(pool, audit=audit, clock=clock),
+        holds=HoldService(pool, audit=audit, clock=clock),
+        erasure=ErasureService(pool, blobs, audit=audit, clock=clock),
+        sweeper=Sweeper(pool, blobs, audit=audit, clock=clock),
+    )
+
+
+async def _dispatch(args: argparse.Namespace, services: _Services) -> int:
+    key = (args.command, getattr(args, "action", None), getattr(args, "sub", None))
+    handlers: dict[tuple[str, str | None, str | None], Handler] = {
+        ("retention", "sweep", None): _sweep,
+        ("retention", "set", None): _set,
+        ("retention", "classes", "list"): _classes_list,
+        ("retention", "classes", "add"): _classes_add,
+        ("retention", "options", "show"): _options_show,
+        ("retention", "options", "set"): _options_set,
+        ("holds", "place", None): _hold_place,
+        ("holds", "list", None): _hold_list,
+        ("holds", "request-release", None): _hold_request,
+        ("holds", "approve-release", None): _hold_approve,
+        ("consent", "withdraw", None): _withdraw,
+        ("erase", None, None): _erase,
+    }
+    return await handlers[key](args, services)
+
+
+def _actor(args: argparse.Namespace) -> Actor:
+    name = getattr(args, "as_user", None) or f"cli:{getpass.getuser()}"
+    return Actor(name=name, origin="cli")
+
+
+async def _tenant_id(args: argparse.Namespace, services: _Services) -> UUID | None:
+    text = getattr(args, "tenant", None)
+    return None if text is None else (await find_tenant(services.pool, text)).id
+
+
+# -- retention -------------------------------------------------------------------------------------------------
+async def _sweep(args: argparse.Namespace, services: _Services) -> int:
+    as_of = args.as_of or datetime.now(UTC)
+    report = await services.sweeper.sweep(as_of, dry_run=args.dry_run, batch=args.batch, actor=_actor(args))
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        verb = "would delete" if report.dry_run else "deleted"
+        print(
+            f"sweep as of {format_timestamp(report.as_of)}: {verb} {len(report.items)}, "
+            f"kept by a hold {report.held}, failed {report.failed}"
+        )
+        for item in report.items:
+            print(
+                f"  {item.reference}  {item.reason.value:<17} {item.retention_class or '-':<26} "
+                f"expired {format_timestamp(item.expires_at) or '-'}"
+            )
+        if report.error:
+            print(f"hangtar: the sweep stopped early: {report.error}", file=sys.stderr)
+    return EXIT_FAILURE if report.failed or report.error else EXIT_OK
+
+
+async def _set(args: argparse.Namespace, services: _Services) -> int:
+    tenant_id = await _tenant_id(args, services)
+    facts = await find_recording(services.pool, tenant_id, args.id)
+    change = await services.retention.change_retention(
+        tenant_id, facts.id, actor=_actor(args), class_code=args.class_code, days=args.days
+    )
+    if args.json:
+        _print_json(change.to_json())
+    else:
+        print(
+            f"{change.reference}: {change.old_class or '-'} → {change.new_class}, expires "
+            f"{format_timestamp(change.old_expires_at) or 'never'} → {format_timestamp(change.new_expires_at)}"
+        )
+    return EXIT_OK
+
+
+async def _classes_list(args: argparse.Namespace, services: _Services) -> int:
+    classes = await services.retention.classes(await _tenant_id(args, services))
+    if args.json:
+        _print_json([item.to_json() for item in classes])
+    else:
+        _print_classes(classes)
+    return EXIT_OK
+
+
+async def _classes_add(args: argparse.Namespace, services: _Services) -> int:
+    tenant_id = await _tenant_id(args, services)
+    assert tenant_id is not None
+    extra: dict[str, Any] = {}
+    if args.basis:
+        extra["basis"] = Basis(args.basis)
+    if args.source:
+        extra["source"] = args.source
+    created = await services.retention.create_class(
+        tenant_id, code=args.code, name=args.name, days=args.days, actor=_actor(args), **extra
+    )
+    if args.json:
+        _print_json(created.to_json())
+    else:
+        _print_classes([created])
+    return EXIT_OK
+
+
+async def _options_show(args: argparse.Namespace, services: _Services) -> int:
+    tenant_id = await _tenant_id(args, services)
+    assert tenant_id is not None
+    options = await services.retention.options(tenant_id)
+    if args.json:
+        _print_json(options.to_json())
+    elif options.default is None:
+        print("no options chosen: any preset or the tenant's own class may be picked")
+    else:
+        _print_classes(options.all, marker=options.default.id)
+    return EXIT_OK
+
+
+async def _options_set(args: argparse.Namespace, services: _Services) -> int:
+    tenant_id = await _tenant_id(args, services)
+    assert tenant_id is not None
+    options = await services.retention.set_options(tenant_id, args.default, args.others, _actor(args))
+    if args.json:
+        _print_json(options.to_json())
+    else:
+        _print_classes(options.all, marker=options.default.id if options.default else None)
+    return EXIT_OK
+
+
+# -- holds -----------------------------------------------------------------------------------------------------
+async def _hold_place(args: argparse.Namespace, services: _Services) -> int:
+    tenant_id = await _tenant_id(args, services)
+    actor = _actor(args)
+    if args.recording is not None:
+        if args.from_at or args.until_at:
+            return _fail("--from and --until go with --number", EXIT_USAGE)
+        facts = await find_recording(services.pool, tenant_id, args.recording)
+        placement = await services.holds.place_on_recording(
+            tenant_id, facts.id, reason=args.reason, actor=actor
+        )
+    else:
+        placement = await services.holds.place_on_number(
+            tenant_id,
+            args.number,
+            reason=args.reason,
+            actor=actor,
+            from_at=args.from_at,
+            until_at=args.until_at,
+        )
+    if args.json:
+        _print_json(placement.to_json())
+    else:
+        print(placement.hold.describe())
+        print(f"restricts {len(placement.covered)} recording(s) now")
+    return EXIT_OK
+
+
+async def _hold_list(args: argparse.Namespace, services: _Services) -> int:
+    holds = await services.holds.list(await _tenant_id(args, services), which=args.which or HoldFilter.ACTIVE)
+    if args.json:
+        _print_json([hold.to_json() for hold in holds])
+    else:
+        for hold in holds:
+            print(f"[{hold.state.value}] {hold.describe()}")
+    return EXIT_OK
+
+
+async def _hold_request(args: argparse.Namespace, services: _Services) -> int:
+    hold = await services.holds.request_release(await _tenant_id(args, services), args.hold, _actor(args))
+    if args.json:
+        _print_json(hold.to_json())
+    else:
+        print(
+            f"release of hold {hold.id} requested by {hold.release_requested_by}; another person approves it"
+        )
+    return EXIT_OK
+
+
+async def _hold_approve(args: argparse.Namespace, services: _Services) -> int:
+    release = await services.holds.approve_release(await _tenant_id(args, services), args.hold, _actor(args))
+    if args.json:
+        _print_json(release.to_json())
+    else:
+        print(
+            f"hold {release.hold.id} released by {release.hold.released_by} "
+            f"(asked by {release.hold.release_requested_by}); {len(release.unrestricted)} recording(s) "
+            f"no longer restricted"
+        )
+    return EXIT_OK
+
+
+# -- consent and erasure ---------------------------------------------------------------------------------------
+async def _withdraw(args: argparse.Namespace, services: _Services) -> int:
+    tenant_id = await _tenant_id(args, services)
+    withdrawal = await services.erasure.withdraw_consent(tenant_id, args.number, _actor(args))
+    if args.json:
+        _print_json(withdrawal.to_json())
+    else:
+        print(
+            f"consent of {withdrawal.number} withdrawn: {len(withdrawal.erased)} recording(s) erased, "
+            f"{len(withdrawal.held)} kept by a legal hold (erased once released), "
+            f"{len(withdrawal.in_progress)} still in progress (erased when the call ends)"
+        )
+        _print_disposals(withdrawal.erased)
+    return EXIT_OK
+
+
+async def _erase(args: argparse.Namespace, services: _Services) -> int:
+    tenant_id = await _tenant_id(args, services)
+    actor = _actor(args)
+    if args.id is not None:
+        facts = await find_recording(services.pool, tenant_id, args.id)
+        disposal = await services.erasure.erase(tenant_id, facts.id, actor, args.reason)
+        if args.json:
+            _print_json(disposal.to_json())
+        else:
+            _print_disposals([disposal])
+        return EXIT_OK
+    report = await services.erasure.erase_number(tenant_id, args.number, actor, args.reason)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(
+            f"{report.number}: {report.count(ErasureOutcome.ERASED)} erased, "
+            f"{report.count(ErasureOutcome.REFUSED)} refused, {report.count(ErasureOutcome.FAILED)} failed"
+        )
+        for result in report.results:
+            print(f"  {result.reference}  {result.outcome.value}  {result.message}".rstrip())
+    if report.count(ErasureOutcome.FAILED):
+        return EXIT_FAILURE
+    return EXIT_REFUSED if report.count(ErasureOutcome.REFUSED) else EXIT_OK
+
+
+# -- output ----------------------------------------------------------------------------------------------------
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _print_classes(classes: Sequence[RetentionClass], *, marker: int | None = None) -> None:
+    for item in classes:
+        flags = ", ".join(
+            flag
+            for flag, on in (
+                ("default", item.id == marker),
+                ("statutory", item.statutory),
+                (f"up to {item.max_days} days on request", item.max_days is not None),
+                ("own", not item.preset),
+            )
+            if on
+        )
+        print(
+            f"{item.code:<26} {item.days:>5} d  {item.name}  [{item.basis.value}; {item.source}] {flags}".rstrip()
+        )
+
+
+def _print_disposals(disposals: Sequence[Disposal]) -> None:
+    for disposal in disposals:
+        print(
+            f"erased {disposal.reference} ({disposal.reason.value}): key destroyed, {disposal.files} file(s), "
+            f"{disposal.bytes} bytes removed"
+        )
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hangtar: {message}", file=sys.stderr)
+    return code
