@@ -1,0 +1,279 @@
+"""Consent to recording asked during the call (GDPR Art. 6(1)(a), 7): the party's key press decides.
+
+When a call's recording policy has the consent basis, the PBX plays a prompt ("press 1 to agree to recording,
+2 to refuse") and the asked party answers with a key. The recorder sees the press as DTMF on that party's
+stream (RFC 4733 telephone-event or in-band tones). :class:`ConsentGate` is the decision, sans-I/O: fed presses
+with their time and the clock through :meth:`ConsentGate.handle_timer`, it returns outcomes.
+
+Rules (the transition table ``_TRANSITIONS`` holds them):
+- Only presses on the asked party's streams, at or after ``asked_at``, count; others are ignored.
+- While pending, the first yes or no digit within the window ``[asked_at, asked_at + window)`` decides: given or
+  refused. Other digits in the window are ignored and counted (:attr:`ConsentGate.other_presses`).
+- The window's end is the timer: reached while pending, the answer is "no answer". A press fed with a time at or
+  past the window's end while pending is late: it ends the window first (no answer), exactly as the timer would.
+- After consent is given, only the stop key matters, at any time until the call ends: the party withdraws in the
+  call (Art. 7(3)). Repeated yes presses and a later no are ignored.
+- Refused, no answer and stopped close the gate: nothing is emitted after them.
+Invariants: at most one of given/refused/no-answer is emitted, at most one stopped, and never stopped without
+given before it.
+
+Times are seconds on the caller's clock (the one it passes as ``now`` to every core). Feed a press as soon as its
+start is known, with ``at`` = the time the key went down (an RFC 4733 event's first packet:
+``TelephoneEventReceiver.started()``), so a press just before the window's end is not judged late by the time its
+end packets arrive.
+
+What the server does with each outcome:
+- :class:`ConsentGiven`: keep recording, and store the proof (time asked, time answered, number, prompt version,
+  digit) with ``storage.consent.ConsentLedger.record``;
+- :class:`ConsentRefused` and :class:`ConsentNoAnswer`: stop the media and discard everything captured, so no
+  audio of the call is kept; the recording's consent state becomes ``refused``;
+- :class:`ConsentStopped`: stop and discard likewise; the consent state becomes ``withdrawn``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "DTMF_DIGITS",
+    "ConsentGate",
+    "ConsentGiven",
+    "ConsentNoAnswer",
+    "ConsentOutcome",
+    "ConsentRefused",
+    "ConsentState",
+    "ConsentStopped",
+    "ConsentTerms",
+    "ConsentTermsError",
+]
+
+#: The sixteen DTMF keys (RFC 4733 §3.2 events 0-15).
+DTMF_DIGITS = "0123456789*#ABCD"
+MIN_WINDOW = 1.0
+MAX_WINDOW = 120.0
+_MAX_PROMPT_VERSION = 64
+_TERMS_KEYS = ("window_seconds", "yes_digit", "no_digit", "stop_digit", "prompt_version")
+
+
+class ConsentTermsError(ValueError):
+    """A policy's consent terms are malformed: the message names the field and what it must be."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentTerms:
+    """How consent is asked: the answer window, the keys, and which prompt recording the PBX plays."""
+
+    window_seconds: float = 10.0
+    yes_digit: str = "1"
+    no_digit: str = "2"
+    stop_digit: str = "9"
+    prompt_version: str = "v1"
+
+    def __post_init__(self) -> None:
+        window = self.window_seconds
+        if isinstance(window, bool) or not isinstance(window, int | float) or not math.isfinite(window):
+            raise ConsentTermsError(f"window_seconds must be a number of seconds, not {window!r}")
+        if not MIN_WINDOW <= window <= MAX_WINDOW:
+            raise ConsentTermsError(f"window_seconds must be 1-120 seconds, not {window}")
+        object.__setattr__(self, "window_seconds", float(window))
+        digits: dict[str, str] = {}
+        for name in ("yes_digit", "no_digit", "stop_digit"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) != 1 or value.upper() not in DTMF_DIGITS:
+                raise ConsentTermsError(f"{name} must be one key of 0-9, *, #, A-D, not {value!r}")
+            digits[name] = value.upper()
+            object.__setattr__(self, name, value.upper())
+        if len(set(digits.values())) != len(digits):
+            raise ConsentTermsError(f"the yes, no and stop keys must differ: {digits}")
+        version = self.prompt_version
+        if (
+            not isinstance(version, str)
+            or not 0 < len(version) <= _MAX_PROMPT_VERSION
+            or version != version.strip()
+            or not version.isprintable()
+        ):
+            raise ConsentTermsError(
+                f"prompt_version must be 1-{_MAX_PROMPT_VERSION} printable characters without surrounding "
+                f"spaces, not {version!r}"
+            )
+
+    @classmethod
+    def parse(cls, terms: Mapping[str, Any] | str | bytes) -> ConsentTerms:
+        """Terms from a policy's ``consent`` JSON (an object, or its text); missing fields take the defaults.
+
+        A digit may be written as a number (``"yes_digit": 1``); unknown fields are refused, so a misspelt
+        one is not silently replaced by its default.
+        """
+        if isinstance(terms, str | bytes):
+            try:
+                terms = json.loads(terms)
+            except ValueError as exc:
+                raise ConsentTermsError(f"consent terms are not JSON: {exc}") from exc
+        if not isinstance(terms, Mapping):
+            raise ConsentTermsError(f"consent terms must be a JSON object, not {type(terms).__name__}")
+        unknown = sorted(str(key) for key in terms if key not in _TERMS_KEYS)
+        if unknown:
+            raise ConsentTermsError(f"unknown consent terms {unknown}; known: {list(_TERMS_KEYS)}")
+        values = dict(terms)
+        for name in ("yes_digit", "no_digit", "stop_digit"):
+            value = values.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+                values[name] = str(value)
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The terms as a policy stores them (every field written out)."""
+        window = self.window_seconds
+        return {
+            "window_seconds": int(window) if window.is_integer() else window,
+            "yes_digit": self.yes_digit,
+            "no_digit": self.no_digit,
+            "stop_digit": self.stop_digit,
+            "prompt_version": self.prompt_version,
+        }
+
+
+class ConsentState(enum.StrEnum):
+    PENDING = "pending"  # asked; the window is open
+    GIVEN = "given"  # yes pressed in the window; the stop key may still withdraw it
+    REFUSED = "refused"  # no pressed in the window (closed)
+    NO_ANSWER = "no_answer"  # the window elapsed without yes or no (closed)
+    STOPPED = "stopped"  # the stop key pressed after consent was given (closed)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentGiven:
+    code: ClassVar[str] = "given"  # the ``consent_proofs.outcome`` value
+    digit: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentRefused:
+    code: ClassVar[str] = "refused"
+    digit: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentNoAnswer:
+    code: ClassVar[str] = "no_answer"
+    at: float  # the window's end
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentStopped:
+    code: ClassVar[str] = "stopped"
+    digit: str
+    at: float
+
+
+ConsentOutcome = ConsentGiven | ConsentRefused | ConsentNoAnswer | ConsentStopped
+
+
+class _Input(enum.Enum):
+    YES = "yes"
+    NO = "no"
+    STOP = "stop"
+    OTHER = "other"
+    WINDOW_END = "window_end"
+
+
+# (state, input) -> next state; a pair not listed changes nothing. Closed states have no entries.
+_TRANSITIONS: Mapping[tuple[ConsentState, _Input], ConsentState] = {
+    (ConsentState.PENDING, _Input.YES): ConsentState.GIVEN,
+    (ConsentState.PENDING, _Input.NO): ConsentState.REFUSED,
+    (ConsentState.PENDING, _Input.WINDOW_END): ConsentState.NO_ANSWER,
+    (ConsentState.GIVEN, _Input.STOP): ConsentState.STOPPED,
+}
+_CLOSED = frozenset({ConsentState.REFUSED, ConsentState.NO_ANSWER, ConsentState.STOPPED})
+
+
+class ConsentGate:
+    """One asked party's answer to the consent prompt. See the module docstring for the rules."""
+
+    __slots__ = ("_decided_at", "_state", "asked_at", "other_presses", "party_streams", "terms")
+
+    def __init__(self, terms: ConsentTerms, *, asked_at: float, party_streams: frozenset[int]) -> None:
+        if not math.isfinite(asked_at):
+            raise ValueError(f"asked_at must be a finite time, not {asked_at}")
+        if not party_streams:
+            raise ValueError("a consent gate needs the asked party's stream indexes")
+        self.terms = terms
+        self.asked_at = asked_at
+        self.party_streams = party_streams
+        self.other_presses = 0  # other keys pressed in the window while pending
+        self._state = ConsentState.PENDING
+        self._decided_at: float | None = None  # when yes was pressed
+
+    @property
+    def state(self) -> ConsentState:
+        return self._state
+
+    @property
+    def deadline(self) -> float:
+        """The window's end: presses from then on are late."""
+        return self.asked_at + self.terms.window_seconds
+
+    @property
+    def closed(self) -> bool:
+        return self._state in _CLOSED
+
+    def get_timer(self) -> float | None:
+        """The window's end while an answer is awaited; else None."""
+        return self.deadline if self._state is ConsentState.PENDING else None
+
+    def handle_timer(self, now: float) -> list[ConsentOutcome]:
+        if self._state is ConsentState.PENDING and now >= self.deadline:
+            return self._step(_Input.WINDOW_END, None, self.deadline)
+        return []
+
+    def press(self, stream_index: int, digit: str, at: float) -> list[ConsentOutcome]:
+        """A key pressed on stream ``stream_index`` at time ``at``; the outcomes it causes (at most one)."""
+        if len(digit) != 1 or digit not in DTMF_DIGITS:
+            raise ValueError(f"not a DTMF key: {digit!r}")
+        if not math.isfinite(at):
+            raise ValueError(f"a key press needs a finite time, not {at}")
+        if stream_index not in self.party_streams or at < self.asked_at:
+            return []
+        if self._state is ConsentState.PENDING:
+            if at >= self.deadline:
+                return self.handle_timer(at)
+            key = self._key(digit, (self.terms.yes_digit, _Input.YES), (self.terms.no_digit, _Input.NO))
+            if key is _Input.OTHER:
+                self.other_presses += 1
+            return self._step(key, digit, at)
+        if self._state is ConsentState.GIVEN:
+            if self._decided_at is not None and at < self._decided_at:
+                return []  # fed out of order: before consent was given, so it cannot withdraw it
+            return self._step(self._key(digit, (self.terms.stop_digit, _Input.STOP)), digit, at)
+        return []
+
+    @staticmethod
+    def _key(digit: str, *meanings: tuple[str, _Input]) -> _Input:
+        return next((meaning for key, meaning in meanings if key == digit), _Input.OTHER)
+
+    def _step(self, key: _Input, digit: str | None, at: float) -> list[ConsentOutcome]:
+        after = _TRANSITIONS.get((self._state, key))
+        if after is None:
+            return []
+        self._state = after
+        if after is ConsentState.GIVEN:
+            self._decided_at = at
+        return [_outcome(after, digit, at)]
+
+
+def _outcome(state: ConsentState, digit: str | None, at: float) -> ConsentOutcome:
+    if state is ConsentState.NO_ANSWER:
+        return ConsentNoAnswer(at=at)
+    assert digit is not None  # every other transition is a key press
+    if state is ConsentState.GIVEN:
+        return ConsentGiven(digit=digit, at=at)
+    if state is ConsentState.REFUSED:
+        return ConsentRefused(digit=digit, at=at)
+    return ConsentStopped(digit=digit, at=at)
