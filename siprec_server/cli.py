@@ -18,6 +18,7 @@ from media.transcode import EncodeSettings, OutputFormat, TranscodeError, transc
 from storage import Recording, send_command
 from storage.renditions import Rendition, Renditions, RenditionStatus
 
+from . import cli_dsar, cli_retention
 from .bootstrap import open_storage
 from .config import Config, ConfigError, load_config
 from .transcoder import encode_settings
@@ -25,6 +26,9 @@ from .transcoder import encode_settings
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
+
+# The GDPR lifecycle commands, each area in its own module: add_commands(...) and run(args, config).
+_AREAS = (cli_retention, cli_dsar)
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _storage_options(snapshot)
     snapshot.add_argument("id", metavar="ID")
+    for area in _AREAS:
+        area.add_commands(commands, _storage_options)
     return parser
 
 
@@ -127,7 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             print(f"hangtar: cannot start: {exc}", file=sys.stderr)
             return EXIT_FAILURE
-    return asyncio.run(_recordings(args, config))
+    if args.command == "recordings":
+        return asyncio.run(_recordings(args, config))
+    for area in _AREAS:
+        status: int | None = asyncio.run(area.run(args, config))
+        if status is not None:
+            return status
+    print(f"hangtar: unknown command {args.command!r}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 async def _recordings(args: argparse.Namespace, config: Config) -> int:

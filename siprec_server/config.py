@@ -17,6 +17,8 @@ TOML layout (all keys optional)::
                 keep_master = true    # false: the master is removed once the rendition is confirmed
     [transcode] workers = 1, opus_bitrate = 24000 (bit/s for two channels), opus_complexity = 1,
                 mp3_bitrate = 32000
+    [storage]   key_file              # tenant key-encryption keys; empty: <data_dir>/keys/keys.json
+    [retention] sweep_interval = 300  # seconds between retention sweeps on this node (0: never)
     [log]       level
 
 Environment variables are ``HANGTAR_<SECTION>_<KEY>`` (``HANGTAR_SIP_PORT``, ``HANGTAR_RTP_PORTS``,
@@ -74,6 +76,9 @@ class Config:
     opus_bitrate: int = 24000
     opus_complexity: int = 1
     mp3_bitrate: int = 32000
+    # -- GDPR lifecycle (storage.keys, storage.sweeper) --
+    key_file: str = ""
+    sweep_interval: float = 300.0
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -93,6 +98,11 @@ class Config:
     @property
     def recordings_dir(self) -> Path:
         return self.data_dir / "recordings"
+
+    @property
+    def key_file_path(self) -> Path:
+        """The key file holding the tenants' key-encryption keys (storage.keyfile)."""
+        return Path(self.key_file).expanduser() if self.key_file else self.data_dir / "keys" / "keys.json"
 
     @property
     def tls_cert_path(self) -> Path | None:
@@ -136,6 +146,8 @@ _KEYS: dict[tuple[str, str], str] = {
     ("transcode", "opus_bitrate"): "opus_bitrate",
     ("transcode", "opus_complexity"): "opus_complexity",
     ("transcode", "mp3_bitrate"): "mp3_bitrate",
+    ("storage", "key_file"): "key_file",
+    ("retention", "sweep_interval"): "sweep_interval",
 }
 
 
@@ -283,6 +295,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("sync wait must lie between 0 and 8 seconds (audio reaches disk that much later)")
     if config.max_calls < 1:
         raise ConfigError("max calls must be at least 1")
+    if config.sweep_interval != 0 and not 10 <= config.sweep_interval <= 86400:
+        raise ConfigError("retention sweep_interval must be 0 (off) or between 10 and 86400 seconds")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log level {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
 
