@@ -12,6 +12,7 @@ from uuid import UUID
 
 from media import MediaSession, StreamSpec, codec_for
 from media.codecs import DECODABLE, WIDEBAND_RATE, recording_rate
+from storage.decision import Decision
 
 from .session_timer import Refresher, TimerAnswer, bye_deadline, refresh_deadline
 from .sip import DialogId
@@ -54,6 +55,7 @@ class Call:
     refreshed_at: float = 0.0  # monotonic time of the last refresh (theirs or ours)
     srtp_policy: SrtpPolicy = SrtpPolicy.ALLOW  # of the listener the call came in on
     sample_rate: int = 8000  # of the recording file, fixed when it is opened
+    decision: Decision | None = None  # what the recording policy decided at the INVITE (None: no policies)
 
     spec_count: int = 0  # media streams opened so far; the next one takes this index
 

@@ -21,6 +21,7 @@ from uuid import uuid4
 from media import MediaSession, PortPool, PortsExhausted, RecordingResult
 from media.codecs import DECODABLE
 from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, PauseRecord, RecordingStatus
+from storage.decision import Decision
 
 from .call import (
     Call,
@@ -33,9 +34,11 @@ from .call import (
     with_version,
 )
 from .config import Config
+from .lifecycle import CallLifecycle, call_context, expires_at, recording_fields
 from .log_limit import LogLimiter
 from .metrics import Metrics, RtpTotals
 from .outcome import participants_for, recording_status, stream_records, wall_time
+from .policy_book import PolicyBook
 from .session_timer import TimerAnswer, answer_refresh
 from .sip import (
     AckReceived,
@@ -71,6 +74,7 @@ from .siprec import (
 )
 from .transcoder import TranscodePool
 from .transport import SipDriver
+from .unrecorded import UnrecordedCalls
 
 __all__ = ["CallManager"]
 
@@ -79,6 +83,8 @@ log = logging.getLogger(__name__)
 _BIND_ATTEMPTS = 4
 _BYE_WAIT = 2.0  # seconds to wait for the answer to our BYE before finalising anyway
 _SNAPSHOT_WAIT = 8.0
+_UNRECORDED_IDLE = 12 * 3600.0  # a not-recorded session with no request for this long is forgotten
+_REF_HEADER = "X-Recording-Ref"  # the reference the PBX may announce (storage.announcements)
 
 
 class CallManager:
@@ -91,6 +97,8 @@ class CallManager:
         ports: PortPool,
         metrics: Metrics,
         transcoder: TranscodePool | None = None,  # output formats: renditions of finished recordings
+        policies: PolicyBook | None = None,  # None: every call recorded (no lifecycle: tests of the SIP side)
+        lifecycle: CallLifecycle | None = None,
     ) -> None:
         self._config = config
         self._catalogue = catalogue
@@ -98,6 +106,9 @@ class CallManager:
         self._ports = ports
         self._metrics = metrics
         self._transcoder = transcoder
+        self._policies = policies
+        self._lifecycle = lifecycle
+        self._unrecorded = UnrecordedCalls(advertised_host=config.advertised_host, codecs=DECODABLE)
         self._driver: SipDriver | None = None
         self._calls: dict[str, Call] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -253,16 +264,24 @@ class CallManager:
             )
             return
         self._note_metadata(call_id, offer)
+        decision: Decision | None = None
+        if self._policies is not None:
+            decision = self._policies.decide(call_context(offer.metadata, event.source.host))
+            if not decision.record:
+                self._answer_unrecorded(event, call_id, offer, policy, timer.headers, decision)
+                return
         try:
-            call = await self._open_call(event, call_id, offer, policy)
+            call = await self._open_call(event, call_id, offer, policy, decision)
         except PortsExhausted:
             log.error("call %s: no free RTP ports; answering 503", call_id)
             self._metrics.calls_rejected.labels("no_ports").inc()
+            self._metrics.recording_promises_broken.labels("setup").inc()
             self._respond(event.request_id, 503, reason="No Media Ports", headers=[("Retry-After", "5")])
             return
         except Exception:
             log.exception("call %s: could not set up the recording", call_id)
             self._metrics.calls_rejected.labels("internal_error").inc()
+            self._metrics.recording_promises_broken.labels("setup").inc()
             self._respond(event.request_id, 500, reason="Recording Setup Failed")
             return
         if event.request_id in self._cancelled:
@@ -275,14 +294,48 @@ class CallManager:
             200,
             body=call.answer.body,
             content_type="application/sdp",
-            headers=[("Supported", "siprec, timer"), *timer.headers],
+            headers=[("Supported", "siprec, timer"), (_REF_HEADER, call.reference), *timer.headers],
         )
         log.info(
-            "call %s: recording %s started (%d stream(s), layout by %s)",
+            "call %s: recording %s started (%d stream(s), layout by %s%s)",
             call_id,
             call.reference,
             sum(1 for s in call.answer.streams if s.port),
             call.layout.source,
+            _decided(decision),
+        )
+
+    def _answer_unrecorded(
+        self,
+        event: InviteReceived,
+        call_id: str,
+        offer: RecordingOffer,
+        policy: SrtpPolicy,
+        timer_headers: tuple[tuple[str, str], ...],
+        decision: Decision,
+    ) -> None:
+        """No policy with a legal basis applies (GDPR Art. 6): keep the session, take no media, store nothing."""
+        body = self._unrecorded.open(
+            call_id,
+            offer.sdp,
+            reason=decision.reason.value,
+            srtp=policy,
+            session_id=random.getrandbits(31),
+            now=time.monotonic(),
+        )
+        self._metrics.calls_not_recorded.labels(decision.reason.value).inc()
+        self._respond(
+            event.request_id,
+            200,
+            body=body,
+            content_type="application/sdp",
+            headers=[("Supported", "siprec, timer"), *timer_headers],
+        )
+        log.info(
+            "call %s: not recorded (%s%s); streams answered inactive",
+            call_id,
+            decision.reason.value,
+            _decided(decision),
         )
 
     def _timer_answer(self, request: SipRequest) -> TimerAnswer:
@@ -317,7 +370,12 @@ class CallManager:
             log.warning("call %s: metadata: %s", call_id, warning)
 
     async def _open_call(
-        self, event: InviteReceived, call_id: str, offer: RecordingOffer, policy: SrtpPolicy
+        self,
+        event: InviteReceived,
+        call_id: str,
+        offer: RecordingOffer,
+        policy: SrtpPolicy,
+        decision: Decision | None = None,
     ) -> Call:
         labels = [m.label for m in offer.sdp.media]
         layout = assign_channels(offer.metadata, labels, recorded=[takeable(m) for m in offer.sdp.media])
@@ -347,6 +405,7 @@ class CallManager:
                     else None,
                     source_address=f"{event.source.transport}:{event.source.host}:{event.source.port}",
                     call_facts=offer.metadata.call_facts_json() if offer.metadata else {},
+                    **recording_fields(decision),
                 )
             )
         except BaseException:
@@ -377,6 +436,7 @@ class CallManager:
             media=media,
             path=str(path),
             srtp_policy=policy,
+            decision=decision,
         )
         self._calls[call_id] = call
         self._idle.clear()
@@ -430,6 +490,9 @@ class CallManager:
     async def _on_reoffer(self, request_id: int, request: SipRequest, call_id: str) -> None:
         """RFC 7866 §8.3 / RFC 3264 §8: every re-INVITE is a re-offer; the answer keeps our ports stable."""
         call = self._calls.get(call_id)
+        if call is None and call_id in self._unrecorded:
+            self._reoffer_unrecorded(request_id, request, call_id)
+            return
         if call is None:
             self._respond(request_id, 481, reason="Call/Transaction Does Not Exist")
             return
@@ -462,6 +525,23 @@ class CallManager:
             log.info("call %s: recording %s", call_id, "paused (hold)" if call.media.paused else "resumed")
             if call.media.paused:
                 self._metrics.pauses.inc()
+        self._respond(request_id, 200, body=body, content_type="application/sdp", headers=timer.headers)
+
+    def _reoffer_unrecorded(self, request_id: int, request: SipRequest, call_id: str) -> None:
+        timer = self._timer_answer(request)
+        if timer.status != 200:
+            self._respond(
+                request_id, timer.status, reason="Session Interval Too Small", headers=timer.headers
+            )
+            return
+        sdp = None
+        if request.body:
+            try:
+                sdp = parse_offer(request.headers.get("Content-Type") or "", request.body).sdp
+            except (SiprecBodyError, SdpError) as exc:
+                self._reject(request_id, 488, "Not Acceptable Here", str(exc), "bad_sdp")
+                return
+        body = self._unrecorded.reoffer(call_id, sdp, time.monotonic())
         self._respond(request_id, 200, body=body, content_type="application/sdp", headers=timer.headers)
 
     def _reanswer(self, call: Call, offer: RecordingOffer | None) -> bytes:
@@ -543,6 +623,13 @@ class CallManager:
         request = event.request
         call_id = _call_id(request)
         call = self._calls.get(call_id)
+        if call is None and call_id in self._unrecorded:
+            if request.method == "UPDATE" and b"application/sdp" in request.body:
+                self._reoffer_unrecorded(event.request_id, request, call_id)
+            else:
+                self._unrecorded.touch(call_id, time.monotonic())
+                self._respond(event.request_id, 200)
+            return
         if call is None:
             self._respond(event.request_id, 481, reason="Call/Transaction Does Not Exist")
             return
@@ -599,6 +686,9 @@ class CallManager:
 
     # -- ending ---------------------------------------------------------------------------------------------------
     async def _end_call(self, call_id: str, why: str) -> None:
+        if self._unrecorded.end(call_id):
+            log.info("call %s: not-recorded session ended (%s)", call_id, why)
+            return
         call = self._calls.get(call_id)
         if call is not None and not call.ending:
             await self._finalise(call, why)
@@ -694,11 +784,12 @@ class CallManager:
             loop = asyncio.get_running_loop()
             sha = await loop.run_in_executor(None, self._blobs.sha256, path)
             size = self._blobs.size(path)
+        ended_at = datetime.now(UTC)
         try:
             await self._catalogue.finish(
                 call.recording_id,
                 status=status,
-                ended_at=datetime.now(UTC),
+                ended_at=ended_at,
                 media_started_at=wall_time(result.media_start),
                 duration_seconds=result.duration,
                 streams=stream_records(
@@ -709,10 +800,29 @@ class CallManager:
                 size_bytes=size,
                 sha256=sha,
                 pauses=[PauseRecord(start=start, end=end) for start, end in result.pauses],
+                expires_at=expires_at(call.decision, call.started_at, ended_at),
             )
         except Exception:
             log.exception("call %s: could not finish catalogue row %s", call.call_id, call.reference)
             status = RecordingStatus.FAILED
+        if status is RecordingStatus.FAILED and call.decision is not None and call.decision.record:
+            self._metrics.recording_promises_broken.labels("recording").inc()
+        elif self._lifecycle is not None and status is not RecordingStatus.FAILED:
+            try:
+                discarded = await self._lifecycle.settle(
+                    call_id=call.call_id,
+                    recording_id=call.recording_id,
+                    started_at=call.started_at,
+                    decision=call.decision,
+                    result=result,
+                    layout=call.layout,
+                    specs=call.specs,
+                )
+            except Exception:
+                log.exception("call %s: could not apply the retention or consent decision", call.call_id)
+                discarded = None
+            if discarded is not None:
+                path = None  # nothing left to transcode
         # Output formats: the finished recording's rendition job. The format is per recording (the configured
         # default until a policy picks one); FAILED here means the row could not be finished.
         if self._transcoder is not None and path is not None and status is not RecordingStatus.FAILED:
@@ -738,6 +848,12 @@ class CallManager:
     # -- housekeeping -----------------------------------------------------------------------------------------------
     def check_calls(self) -> None:
         """Once a second: session timers (RFC 4028 §10) and loud no-media (GUIDE §2.8)."""
+        for call_id in self._unrecorded.expire(time.monotonic(), _UNRECORDED_IDLE):
+            log.info(
+                "call %s: not-recorded session forgotten after %.0f s without a request",
+                call_id,
+                _UNRECORDED_IDLE,
+            )
         now = time.monotonic()
         for call in list(self._calls.values()):
             due = call.timer_due(now)
@@ -820,6 +936,17 @@ class CallManager:
     async def _run_locked(self, call_id: str, work: Awaitable[None]) -> None:
         async with self._locks.setdefault(call_id, asyncio.Lock()):
             await work
+
+
+def _decided(decision: Decision | None) -> str:
+    if decision is None:
+        return ""
+    tenant = decision.tenant_slug or "no tenant"
+    if not decision.record:
+        return f"; {tenant}, by {decision.attributed_by.value}"
+    retention = decision.retention.code if decision.retention is not None else "?"
+    basis = decision.basis.value if decision.basis is not None else "?"
+    return f"; {tenant} by {decision.attributed_by.value}, {basis}, {retention}"
 
 
 def _layout_for(metadata: RecordingMetadata, call: Call) -> ChannelLayout:

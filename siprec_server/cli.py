@@ -18,7 +18,7 @@ from media.transcode import EncodeSettings, OutputFormat, TranscodeError, transc
 from storage import Recording, send_command
 from storage.renditions import Rendition, Renditions, RenditionStatus
 
-from . import cli_dsar, cli_retention
+from . import cli_dsar, cli_retention, cli_tenants
 from .bootstrap import open_storage
 from .config import Config, ConfigError, load_config
 from .transcoder import encode_settings
@@ -28,7 +28,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 # The GDPR lifecycle commands, each area in its own module: add_commands(...) and run(args, config).
-_AREAS = (cli_retention, cli_dsar)
+_AREAS = (cli_tenants, cli_retention, cli_dsar)
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:

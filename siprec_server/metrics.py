@@ -123,6 +123,20 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.calls_not_recorded = PromCounter(
+            "hangtar_calls_not_recorded",
+            "Recording sessions answered with inactive streams because no policy gives a legal basis, by reason "
+            "(policy: explicitly not recorded; direction / direction_unknown: the policy covers other "
+            "directions; no_policy; invalid_policy)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.recording_promises_broken = PromCounter(
+            "hangtar_recording_promises_broken",
+            "Calls a policy said to record that were not recorded (alarm): setup failed, or the recording failed",
+            ["stage"],
+            registry=self.registry,
+        )
         self.metadata_problems = PromCounter(
             "hangtar_metadata_problems",
             "Recording metadata that could not be parsed or needed tolerance, by kind",

@@ -23,13 +23,20 @@ from media import PortPool, recorded_duration
 from media.pump import MediaPump
 from media.write_queue import WriteQueue
 from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus, open_pool
+from storage.audit import AuditLog
+from storage.consent import ConsentLedger
+from storage.erasure import ErasureService
+from storage.policies import PolicyStore
+from storage.sweeper import Sweeper
 
 from .bootstrap import open_storage
 from .call import existing_file
 from .calls import CallManager
 from .config import Config
 from .http import HttpServer, build_app
+from .lifecycle import CallLifecycle
 from .metrics import Metrics
+from .policy_book import PolicyBook
 from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
 from .transcoder import TranscodePool
@@ -68,6 +75,18 @@ async def run_server(config: Config) -> int:
         transcode_db = await open_pool(storage.dsn, min_size=1, max_size=config.transcode_workers + 2)
         transcoder = TranscodePool.from_config(config, db=transcode_db, blobs=storage.blobs, metrics=metrics)
         await transcoder.start()
+        # The GDPR lifecycle: the policy decided per INVITE from memory (reloaded on NOTIFY), consent and
+        # "not kept" applied at hang-up, expired recordings swept periodically (one pass at a time per node,
+        # rows claimed with SKIP LOCKED so several nodes never collide).
+        audit = AuditLog()
+        policies = PolicyBook(storage.pool, PolicyStore(storage.pool, audit))
+        await policies.start()
+        lifecycle = CallLifecycle(
+            pool=storage.pool,
+            erasure=ErasureService(storage.pool, storage.blobs, audit=audit, clock=_now),
+            consent=ConsentLedger(storage.pool, audit=audit),
+        )
+        sweeper = Sweeper(storage.pool, storage.blobs, audit=audit, clock=_now)
         manager = CallManager(
             config=config,
             catalogue=storage.catalogue,
@@ -75,6 +94,8 @@ async def run_server(config: Config) -> int:
             ports=PortPool(config.rtp_port_min, config.rtp_port_max),
             metrics=metrics,
             transcoder=transcoder,
+            policies=policies,
+            lifecycle=lifecycle,
         )
         driver = SipDriver(endpoint, manager.on_event)
         manager.attach(driver)
@@ -122,11 +143,16 @@ async def run_server(config: Config) -> int:
             loop.create_task(_watch_loop_lag(metrics)),
             loop.create_task(_check_media(manager)),
         ]
+        sweeping = asyncio.Event()
+        if config.sweep_interval:
+            background.append(loop.create_task(sweeper.run_periodically(config.sweep_interval, sweeping)))
         _announce(config, storage.dsn_kind, tls)
 
         await stop.wait()
         log.info("shutting down: refusing new calls, %d active", manager.active_calls)
         await manager.shutdown(config.shutdown_grace)
+        sweeping.set()
+        await policies.stop()
         await transcoder.stop()  # renditions not finished stay pending for the next start
         await transcode_db.close()
         for task in background:
@@ -164,9 +190,14 @@ async def recover_unfinished(catalogue: Catalogue, blobs: FileBlobStore) -> None
             size_bytes=size,
             sha256=sha,
         )
+        await catalogue.expire_by_class(recording.id)
         log.warning(
             "recording %s was left unfinished by a previous run; kept as interrupted", recording.reference
         )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _raise_file_limit(config: Config) -> None:

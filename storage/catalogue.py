@@ -85,6 +85,13 @@ _FINISH = f"""
     RETURNING {_COLUMNS}
 """  # noqa: S608
 
+# storage.retention.expiry in SQL: started_at + days; a 0-day class ("not kept") expires at hang-up.
+_EXPIRE_BY_CLASS = """
+    UPDATE recordings r SET expires_at = CASE WHEN c.days = 0 THEN COALESCE(r.ended_at, r.started_at)
+                                              ELSE r.started_at + make_interval(days => c.days) END
+    FROM retention_classes c
+    WHERE r.id = $1 AND c.id = r.retention_class_id AND r.expires_at IS NULL
+"""
 _MARK_STATUS = f"UPDATE recordings SET status = $2 WHERE id = $1 RETURNING {_COLUMNS}"  # noqa: S608
 _BY_ID = f"SELECT {_COLUMNS} FROM recordings WHERE id = $1"  # noqa: S608
 _BY_REFERENCE = f"SELECT {_COLUMNS} FROM recordings WHERE reference = $1"  # noqa: S608
@@ -207,6 +214,11 @@ class Catalogue:
                 expires_at,
             )
         return _found(row, recording_id)
+
+    async def expire_by_class(self, recording_id: UUID) -> None:
+        """Give a finished recording without an expiry the one its retention class sets (crash recovery)."""
+        with translated("set a recording's expiry"):
+            await self._db.execute(_EXPIRE_BY_CLASS, recording_id)
 
     async def mark_status(self, recording_id: UUID, status: RecordingStatus) -> Recording:
         with translated("change a recording's status"):
