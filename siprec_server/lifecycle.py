@@ -42,7 +42,7 @@ from .consent import (
 )
 from .siprec import ChannelLayout, RecordingMetadata
 
-__all__ = ["CallLifecycle", "call_context", "expires_at", "recording_fields"]
+__all__ = ["CallLifecycle", "call_context", "expires_at", "judge_consent", "recording_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class CallLifecycle:
             return None
         reason: DisposalReason | None = None
         if decision.basis is Basis.CONSENT and decision.consent is not None:
-            judged = _judge(decision, result, layout, specs)
+            judged = judge_consent(decision, result, layout, specs)
             await self._store_proof(recording_id, started_at, decision, result, judged)
             if not isinstance(judged.outcome, ConsentGiven):
                 stopped = isinstance(judged.outcome, ConsentStopped)
@@ -165,7 +165,7 @@ class CallLifecycle:
             )
 
 
-def _judge(
+def judge_consent(
     decision: Decision, result: RecordingResult, layout: ChannelLayout, specs: Mapping[int, int]
 ) -> _Judged:
     """Run the consent gate over the call's key presses (seconds from the first frame)."""
