@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
 import pytest
@@ -16,7 +17,7 @@ def test_shipped_migrations_load_in_order() -> None:
     assert "CREATE TABLE recordings" in migrations[0].sql
 
 
-ALL = ["0001_catalogue", "0002_sessions_and_pauses", "0003_renditions", "0004_lifecycle"]
+ALL = ["0001_catalogue", "0002_sessions_and_pauses", "0003_renditions", "0004_lifecycle", "0005_keep_proofs"]
 
 
 @pytest.mark.parametrize("name", ["1_catalogue", "0002-holds", "0002_Holds", "0002_", "0002_holds.sql"])
@@ -113,3 +114,24 @@ async def test_unreachable_database_is_a_catalogue_error(pg: PgCluster, tmp_path
         await open_pool(f"postgresql://postgres@/hangtar?host={tmp_path}&port=5432", max_size=1)
     with pytest.raises(CatalogueError, match="cannot connect"):
         await open_pool(pg.dsn_for("no_such_database"), max_size=1)
+
+
+async def test_a_tenant_with_proof_records_cannot_be_deleted_by_cascade(pool: asyncpg.Pool) -> None:
+    tenant = uuid.uuid4()
+    await pool.execute("INSERT INTO tenants (id, slug, name) VALUES ($1, 'proofs', 'Proofs Kft.')", tenant)
+    await pool.execute(
+        "INSERT INTO consent_withdrawals (tenant_id, number, withdrawn_at, recorded_by) "
+        "VALUES ($1, '+3612345678', now(), 'dpo@example.hu')",
+        tenant,
+    )
+    with pytest.raises(asyncpg.RestrictViolationError):
+        await pool.execute("DELETE FROM tenants WHERE id = $1", tenant)
+    await pool.execute(
+        "INSERT INTO access_requests (id, tenant_id, number, requester, received_at, due_at, created_by) "
+        "VALUES ($1, $2, '+3612345678', 'Kiss Anna', now(), now() + interval '1 month', 'dpo@example.hu')",
+        uuid.uuid4(),
+        tenant,
+    )
+    await pool.execute("DELETE FROM consent_withdrawals")
+    with pytest.raises(asyncpg.RestrictViolationError):
+        await pool.execute("DELETE FROM tenants WHERE id = $1", tenant)
