@@ -9,10 +9,9 @@ local time, and a bare date in ``--until`` includes that whole day.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,28 @@ from storage.integrity import Integrity, IntegrityResult
 from storage.models import format_timestamp
 from storage.processing_records import ProcessingRecords
 from storage.processing_records_markdown import to_markdown
-from storage.subject_data import SubjectData, SubjectRecording
+from storage.scope import ALL_TENANTS, TenantScope
+from storage.subject_data import SubjectRecording
+from storage.tenant_lookup import find_tenant
 
 from .bootstrap import StorageHandles, open_storage
+from .cli_policies import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    StorageOptions,
+    actor_of,
+    emit,
+    fail,
+)
 from .config import Config
 
 __all__ = ["add_commands", "run"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
 COMMANDS = ("dsar", "verify", "audit", "ropa")
 DEFAULT_PROCESSOR = "the operator of this Hangtár installation (name and contact details: to be completed)"
-
-StorageOptions = Callable[[argparse.ArgumentParser], None]
 
 
 def add_commands(
@@ -183,7 +192,7 @@ def openers(storage: StorageHandles) -> tuple[AudioOpener, FileOpener]:
 async def run(args: argparse.Namespace, config: Config) -> int | None:
     if args.command not in COMMANDS:
         return None
-    actor = Actor(name=args.as_user or f"cli:{getpass.getuser()}", origin="cli")
+    actor = actor_of(args)
     try:
         async with open_storage(config) as storage:
             if args.command == "dsar":
@@ -194,25 +203,20 @@ async def run(args: argparse.Namespace, config: Config) -> int | None:
                 return await _audit(args, storage, actor)
             return await _ropa(args, config, storage, actor)
     except NotFoundError as exc:
-        return _fail(exc, EXIT_NOT_FOUND)
+        return fail(str(exc), EXIT_NOT_FOUND)
     except LifecycleError as exc:
-        return _fail(exc, EXIT_REFUSED)
+        return fail(str(exc), EXIT_REFUSED)
     except IntegrityError as exc:
-        return _fail(exc, EXIT_FAILURE)
+        return fail(str(exc), EXIT_FAILURE)
     except ValueError as exc:
-        return _fail(exc, EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     except StorageError as exc:
-        return _fail(exc, EXIT_FAILURE)
-
-
-def _fail(exc: Exception, code: int) -> int:
-    print(f"hangtar: {exc}", file=sys.stderr)
-    return code
+        return fail(str(exc), EXIT_FAILURE)
 
 
 # -- dsar ------------------------------------------------------------------------------------------------------
 async def _dsar(args: argparse.Namespace, config: Config, storage: StorageHandles, actor: Actor) -> int:
-    tenant_id = None if args.system else (await SubjectData(storage.pool).find_tenant(args.tenant)).id
+    tenant_id = None if args.system else (await find_tenant(storage.pool, args.tenant)).id
     open_audio, open_file = openers(storage)
     service = AccessRequests(
         storage.pool,
@@ -232,7 +236,7 @@ async def _dsar(args: argparse.Namespace, config: Config, storage: StorageHandle
             actor=actor,
         )
         if args.json:
-            _print_json([subject.to_json() for subject in found])
+            emit([subject.to_json() for subject in found])
         else:
             _print_found(found)
         return EXIT_OK
@@ -249,28 +253,28 @@ async def _dsar(args: argparse.Namespace, config: Config, storage: StorageHandle
             actor=actor,
         )
         if args.json:
-            _print_json(case.to_json(now=now))
+            emit(case.to_json(now=now))
         else:
             print(f"opened access request {case.id}, due {_local_day(case.due_at)}")
         return EXIT_OK
     if args.action == "list":
         cases = await service.list(tenant_id, include_finished=args.all)
         if args.json:
-            _print_json([case.to_json(now=now) for case in cases])
+            emit([case.to_json(now=now) for case in cases])
         else:
             _print_cases(cases, now)
         return EXIT_OK
     if args.action == "show":
         case = await service.show(tenant_id, args.request_id)
         if args.json:
-            _print_json(case.to_json(now=now))
+            emit(case.to_json(now=now))
         else:
             _print_case(case, now)
         return EXIT_OK
     if args.action == "export":
         result = await service.export(tenant_id, args.request_id, actor=actor)
         if args.json:
-            _print_json(
+            emit(
                 {
                     "request": result.request.to_json(now=now),
                     "bundle": {
@@ -362,13 +366,12 @@ async def _verify(args: argparse.Namespace, storage: StorageHandles, actor: Acto
             raise NotFoundError(f"no recording {args.id!r}")
         result = await integrity.verify(recording, actor=actor)
         if args.json:
-            _print_json(result.to_json())
+            emit(result.to_json())
         else:
             _print_result(result, verbose=True)
         return EXIT_OK if result.ok else EXIT_FAILURE
-    tenant_id = None if not args.tenant else (await SubjectData(storage.pool).find_tenant(args.tenant)).id
     checked = failed = 0
-    async for result in integrity.verify_all(tenant_id, actor=actor):
+    async for result in integrity.verify_all(await _scope(storage, args.tenant), actor=actor):
         checked += 1
         failed += 0 if result.ok else 1
         if args.json:
@@ -410,16 +413,15 @@ async def _audit(args: argparse.Namespace, storage: StorageHandles, actor: Actor
             ),
         )
         if args.json:
-            _print_json(report.to_json())
+            emit(report.to_json())
         elif report.ok:
             span = f"{report.from_seq}-{report.last_seq}" if report.last_seq else "none"
             print(f"audit trail intact: {report.entries} entries ({span}), head hash {report.head_hash}")
         else:
             print(f"audit trail BROKEN at entry {report.broken_seq}: {report.detail}")
         return EXIT_OK if report.ok else EXIT_FAILURE
-    tenant_id = None if not args.tenant else (await SubjectData(storage.pool).find_tenant(args.tenant)).id
     entries = await AuditQuery(storage.pool).list(
-        tenant_id=tenant_id,
+        tenant_id=await _scope(storage, args.tenant),
         object_kind=args.object_kind,
         object_id=args.object_id,
         actor=args.actor,
@@ -430,7 +432,7 @@ async def _audit(args: argparse.Namespace, storage: StorageHandles, actor: Actor
         limit=args.limit,
     )
     if args.json:
-        _print_json([_entry_json(entry) for entry in entries])
+        emit([_entry_json(entry) for entry in entries])
     else:
         for entry in entries:
             target = f"{entry.object_kind}:{entry.object_id}" if entry.object_kind else "-"
@@ -459,7 +461,7 @@ def _entry_json(entry: StoredEntry) -> dict[str, Any]:
 
 # -- ropa ------------------------------------------------------------------------------------------------------
 async def _ropa(args: argparse.Namespace, config: Config, storage: StorageHandles, actor: Actor) -> int:
-    tenant = await SubjectData(storage.pool).find_tenant(args.tenant)
+    tenant = await find_tenant(storage.pool, args.tenant)
     records = ProcessingRecords(storage.pool, audit=AuditLog(), dtmf_digits=config.store_dtmf_digits)
     record = await records.build(tenant.id, processor=args.processor, actor=actor)
     text = (
@@ -475,5 +477,6 @@ async def _ropa(args: argparse.Namespace, config: Config, storage: StorageHandle
     return EXIT_OK
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+async def _scope(storage: StorageHandles, tenant: str | None) -> TenantScope:
+    """``--tenant``'s; without it, every tenant's (the operator's view)."""
+    return ALL_TENANTS if not tenant else (await find_tenant(storage.pool, tenant)).id

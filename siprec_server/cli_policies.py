@@ -15,10 +15,12 @@ from typing import Any
 from storage.announcements import announcements
 from storage.attribution import CallContext
 from storage.audit import Actor
+from storage.consent_terms import ConsentTerms
 from storage.decision import Decision, decide
 from storage.policies import PolicyScope, PolicyStore
-from storage.policy_rules import Basis, CallDirection, ConsentTerms, Policy, PolicyDirection, PolicySpec
+from storage.policy_rules import CallDirection, Policy, PolicyDirection, PolicySpec
 from storage.reference import new_reference
+from storage.retention_class import Basis
 from storage.tenant_models import Tenant, TenantNumber
 from storage.tenants import TenantStore
 
@@ -131,7 +133,7 @@ class CliContext:
         return bool(self.args.json)
 
     async def tenant(self, slug: str | None = None) -> Tenant:
-        return await self.tenants.get_by_slug(slug if slug is not None else self.args.tenant)
+        return await self.tenants.get(slug if slug is not None else self.args.tenant)
 
     async def scope(self) -> tuple[PolicyScope, Tenant | None, TenantNumber | None]:
         if getattr(self.args, "system", False):

@@ -3,14 +3,13 @@
 Every command goes through the storage services (the same ones an HTTP API will use), so every rule and audit
 entry applies. Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 refused by a rule (a hold, a statutory
 floor, the two-person rule). ``--json`` prints what a script wants; ``--as USER`` names the person acting
-(default ``cli:<os user>``).
+(default ``cli:<os user>``). Whose recordings a command reaches: ``--tenant T`` that tenant's, ``--system`` the
+calls no tenant claimed, neither the operator's reach across every tenant (where the command allows it).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -19,26 +18,36 @@ from typing import Any
 from uuid import UUID
 
 from storage import FileBlobStore
-from storage.audit import Actor, AuditLog
+from storage.audit import AuditLog
 from storage.disposal import Disposal
 from storage.erasure import ErasureOutcome, ErasureService
 from storage.errors import LifecycleError, NotFoundError, StorageError
 from storage.holds import HoldFilter, HoldService
-from storage.lifecycle_rows import find_recording, find_tenant
+from storage.lifecycle_rows import find_recording
 from storage.models import format_timestamp
-from storage.retention import Basis, RetentionClass
+from storage.retention_class import Basis, RetentionClass
 from storage.retention_service import RetentionService
+from storage.scope import ALL_TENANTS, TenantScope
 from storage.sweeper import Sweeper
+from storage.tenant_lookup import find_tenant
 
 from .bootstrap import open_storage
+from .cli_policies import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    StorageOptions,
+    actor_of,
+    emit,
+    fail,
+)
 from .config import Config
 
 __all__ = ["add_commands", "parse_time", "run"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
 _COMMANDS = ("retention", "holds", "consent", "erase")
-
-StorageOptions = Callable[[argparse.ArgumentParser], None]
 
 
 def add_commands(
@@ -61,7 +70,7 @@ def add_commands(
     how = change.add_mutually_exclusive_group(required=True)
     how.add_argument("--class", dest="class_code", metavar="CODE", help="move it to this retention class")
     how.add_argument("--days", type=int, metavar="N", help="keep it N days from the start of the call")
-    change.add_argument("--tenant", metavar="T", help="act for this tenant (slug or id) only")
+    _scope_options(change)
     _common(change)
     classes = actions.add_parser("classes", help="retention classes: the presets and a tenant's own")
     class_actions = classes.add_subparsers(dest="sub", required=True)
@@ -98,15 +107,13 @@ def add_commands(
         "--until", dest="until_at", type=parse_time, metavar="TIME", help="calls started before"
     )
     place.add_argument("--reason", required=True, metavar="TEXT")
-    place.add_argument(
-        "--tenant", metavar="T", help="a tenant's hold (default: the operator's, every tenant)"
-    )
+    _scope_options(place, everyone="the operator's hold, on every tenant's calls")
     _common(place)
     hold_list = leaf(hold_actions, "list", help="active holds, newest first")
     which = hold_list.add_mutually_exclusive_group()
     which.add_argument("--released", action="store_const", dest="which", const=HoldFilter.RELEASED)
     which.add_argument("--all", action="store_const", dest="which", const=HoldFilter.ALL)
-    hold_list.add_argument("--tenant", metavar="T")
+    _scope_options(hold_list, everyone="every hold")
     hold_list.add_argument("--json", action="store_true")
     for name, text in (
         ("request-release", "ask for a hold's release (a second person approves)"),
@@ -114,22 +121,32 @@ def add_commands(
     ):
         release = leaf(hold_actions, name, help=text)
         release.add_argument("hold", metavar="HOLD", type=UUID)
-        release.add_argument("--tenant", metavar="T")
+        _scope_options(release, everyone="any hold")
         _common(release)
 
     consent = commands.add_parser("consent", help="consent withdrawals (GDPR Art. 7(3))")
     consent_actions = consent.add_subparsers(dest="action", required=True)
     withdraw = leaf(consent_actions, "withdraw", help="erase a number's consent-based recordings")
-    withdraw.add_argument("--tenant", metavar="T", required=True)
+    _scope_options(withdraw, everyone=None)
     withdraw.add_argument("number", metavar="NUMBER")
     _common(withdraw)
 
     erase = leaf(commands, "erase", help="erase a recording, or all of a number's (GDPR Art. 17)")
     erase.add_argument("id", metavar="ID", nargs="?", help="recording id or reference")
-    erase.add_argument("--number", metavar="N")
-    erase.add_argument("--tenant", metavar="T", help="required with --number")
+    erase.add_argument("--number", metavar="N", help="needs --tenant or --system")
+    _scope_options(erase)
     erase.add_argument("--reason", default="erasure request", metavar="TEXT", help="kept in the audit trail")
     _common(erase)
+
+
+def _scope_options(
+    parser: argparse.ArgumentParser, *, everyone: str | None = "any recording, of every tenant"
+) -> None:
+    """``--tenant`` or ``--system``; neither is the operator's reach (``everyone``; None: one is required)."""
+    scope = parser.add_mutually_exclusive_group(required=everyone is None)
+    default = "" if everyone is None else f" (default: {everyone})"
+    scope.add_argument("--tenant", metavar="T", help=f"act for this tenant (slug or id) only{default}")
+    scope.add_argument("--system", action="store_true", help="act on the calls no tenant claimed only")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -166,20 +183,20 @@ async def run(args: argparse.Namespace, config: Config) -> int | None:
     if args.command not in _COMMANDS:
         return None
     if args.command == "erase" and (args.id is None) == (args.number is None):
-        return _fail("give a recording ID or --number", EXIT_USAGE)
-    if args.command == "erase" and args.number is not None and args.tenant is None:
-        return _fail("--number needs --tenant", EXIT_USAGE)
+        return fail("give a recording ID or --number", EXIT_USAGE)
+    if args.command == "erase" and args.number is not None and args.tenant is None and not args.system:
+        return fail("--number needs --tenant (or --system)", EXIT_USAGE)
     try:
         async with open_storage(config) as storage:
             return await _dispatch(args, _services(storage.pool, storage.blobs))
     except NotFoundError as exc:
-        return _fail(str(exc), EXIT_NOT_FOUND)
+        return fail(str(exc), EXIT_NOT_FOUND)
     except LifecycleError as exc:
-        return _fail(f"refused: {exc}", EXIT_REFUSED)
+        return fail(f"refused: {exc}", EXIT_REFUSED)
     except ValueError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     except StorageError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
+        return fail(str(exc), EXIT_FAILURE)
 
 
 def _services(pool: Any, blobs: FileBlobStore) -> _Services:
@@ -216,22 +233,26 @@ async def _dispatch(args: argparse.Namespace, services: _Services) -> int:
     return await handlers[key](args, services)
 
 
-def _actor(args: argparse.Namespace) -> Actor:
-    name = getattr(args, "as_user", None) or f"cli:{getpass.getuser()}"
-    return Actor(name=name, origin="cli")
-
-
 async def _tenant_id(args: argparse.Namespace, services: _Services) -> UUID | None:
+    """The ``--tenant`` named, or None (no tenant)."""
     text = getattr(args, "tenant", None)
     return None if text is None else (await find_tenant(services.pool, text)).id
+
+
+async def _scope(args: argparse.Namespace, services: _Services) -> TenantScope:
+    """``--tenant``'s, ``--system``: the unclaimed calls, neither: the operator across every tenant."""
+    if getattr(args, "system", False):
+        return None
+    tenant_id = await _tenant_id(args, services)
+    return ALL_TENANTS if tenant_id is None else tenant_id
 
 
 # -- retention -------------------------------------------------------------------------------------------------
 async def _sweep(args: argparse.Namespace, services: _Services) -> int:
     as_of = args.as_of or datetime.now(UTC)
-    report = await services.sweeper.sweep(as_of, dry_run=args.dry_run, batch=args.batch, actor=_actor(args))
+    report = await services.sweeper.sweep(as_of, dry_run=args.dry_run, batch=args.batch, actor=actor_of(args))
     if args.json:
-        _print_json(report.to_json())
+        emit(report.to_json())
     else:
         verb = "would delete" if report.dry_run else "deleted"
         print(
@@ -249,13 +270,13 @@ async def _sweep(args: argparse.Namespace, services: _Services) -> int:
 
 
 async def _set(args: argparse.Namespace, services: _Services) -> int:
-    tenant_id = await _tenant_id(args, services)
-    facts = await find_recording(services.pool, tenant_id, args.id)
+    scope = await _scope(args, services)
+    facts = await find_recording(services.pool, scope, args.id)
     change = await services.retention.change_retention(
-        tenant_id, facts.id, actor=_actor(args), class_code=args.class_code, days=args.days
+        scope, facts.id, actor=actor_of(args), class_code=args.class_code, days=args.days
     )
     if args.json:
-        _print_json(change.to_json())
+        emit(change.to_json())
     else:
         print(
             f"{change.reference}: {change.old_class or '-'} → {change.new_class}, expires "
@@ -267,7 +288,7 @@ async def _set(args: argparse.Namespace, services: _Services) -> int:
 async def _classes_list(args: argparse.Namespace, services: _Services) -> int:
     classes = await services.retention.classes(await _tenant_id(args, services))
     if args.json:
-        _print_json([item.to_json() for item in classes])
+        emit([item.to_json() for item in classes])
     else:
         _print_classes(classes)
     return EXIT_OK
@@ -282,10 +303,10 @@ async def _classes_add(args: argparse.Namespace, services: _Services) -> int:
     if args.source:
         extra["source"] = args.source
     created = await services.retention.create_class(
-        tenant_id, code=args.code, name=args.name, days=args.days, actor=_actor(args), **extra
+        tenant_id, code=args.code, name=args.name, days=args.days, actor=actor_of(args), **extra
     )
     if args.json:
-        _print_json(created.to_json())
+        emit(created.to_json())
     else:
         _print_classes([created])
     return EXIT_OK
@@ -296,7 +317,7 @@ async def _options_show(args: argparse.Namespace, services: _Services) -> int:
     assert tenant_id is not None
     options = await services.retention.options(tenant_id)
     if args.json:
-        _print_json(options.to_json())
+        emit(options.to_json())
     elif options.default is None:
         print("no options chosen: any preset or the tenant's own class may be picked")
     else:
@@ -307,9 +328,9 @@ async def _options_show(args: argparse.Namespace, services: _Services) -> int:
 async def _options_set(args: argparse.Namespace, services: _Services) -> int:
     tenant_id = await _tenant_id(args, services)
     assert tenant_id is not None
-    options = await services.retention.set_options(tenant_id, args.default, args.others, _actor(args))
+    options = await services.retention.set_options(tenant_id, args.default, args.others, actor_of(args))
     if args.json:
-        _print_json(options.to_json())
+        emit(options.to_json())
     else:
         _print_classes(options.all, marker=options.default.id if options.default else None)
     return EXIT_OK
@@ -317,18 +338,22 @@ async def _options_set(args: argparse.Namespace, services: _Services) -> int:
 
 # -- holds -----------------------------------------------------------------------------------------------------
 async def _hold_place(args: argparse.Namespace, services: _Services) -> int:
-    tenant_id = await _tenant_id(args, services)
-    actor = _actor(args)
+    scope = await _scope(args, services)
+    actor = actor_of(args)
     if args.recording is not None:
         if args.from_at or args.until_at:
-            return _fail("--from and --until go with --number", EXIT_USAGE)
-        facts = await find_recording(services.pool, tenant_id, args.recording)
-        placement = await services.holds.place_on_recording(
-            tenant_id, facts.id, reason=args.reason, actor=actor
-        )
+            return fail("--from and --until go with --number", EXIT_USAGE)
+        facts = await find_recording(services.pool, scope, args.recording)
+        placement = await services.holds.place_on_recording(scope, facts.id, reason=args.reason, actor=actor)
     else:
+        if scope is None:
+            return fail(
+                "a hold on a number is a tenant's (--tenant) or the operator's on every tenant's calls "
+                "(neither option); --system goes with --recording",
+                EXIT_USAGE,
+            )
         placement = await services.holds.place_on_number(
-            tenant_id,
+            scope,
             args.number,
             reason=args.reason,
             actor=actor,
@@ -336,7 +361,7 @@ async def _hold_place(args: argparse.Namespace, services: _Services) -> int:
             until_at=args.until_at,
         )
     if args.json:
-        _print_json(placement.to_json())
+        emit(placement.to_json())
     else:
         print(placement.hold.describe())
         print(f"restricts {len(placement.covered)} recording(s) now")
@@ -344,9 +369,9 @@ async def _hold_place(args: argparse.Namespace, services: _Services) -> int:
 
 
 async def _hold_list(args: argparse.Namespace, services: _Services) -> int:
-    holds = await services.holds.list(await _tenant_id(args, services), which=args.which or HoldFilter.ACTIVE)
+    holds = await services.holds.list(await _scope(args, services), which=args.which or HoldFilter.ACTIVE)
     if args.json:
-        _print_json([hold.to_json() for hold in holds])
+        emit([hold.to_json() for hold in holds])
     else:
         for hold in holds:
             print(f"[{hold.state.value}] {hold.describe()}")
@@ -354,9 +379,9 @@ async def _hold_list(args: argparse.Namespace, services: _Services) -> int:
 
 
 async def _hold_request(args: argparse.Namespace, services: _Services) -> int:
-    hold = await services.holds.request_release(await _tenant_id(args, services), args.hold, _actor(args))
+    hold = await services.holds.request_release(await _scope(args, services), args.hold, actor_of(args))
     if args.json:
-        _print_json(hold.to_json())
+        emit(hold.to_json())
     else:
         print(
             f"release of hold {hold.id} requested by {hold.release_requested_by}; another person approves it"
@@ -365,9 +390,9 @@ async def _hold_request(args: argparse.Namespace, services: _Services) -> int:
 
 
 async def _hold_approve(args: argparse.Namespace, services: _Services) -> int:
-    release = await services.holds.approve_release(await _tenant_id(args, services), args.hold, _actor(args))
+    release = await services.holds.approve_release(await _scope(args, services), args.hold, actor_of(args))
     if args.json:
-        _print_json(release.to_json())
+        emit(release.to_json())
     else:
         print(
             f"hold {release.hold.id} released by {release.hold.released_by} "
@@ -379,10 +404,11 @@ async def _hold_approve(args: argparse.Namespace, services: _Services) -> int:
 
 # -- consent and erasure ---------------------------------------------------------------------------------------
 async def _withdraw(args: argparse.Namespace, services: _Services) -> int:
-    tenant_id = await _tenant_id(args, services)
-    withdrawal = await services.erasure.withdraw_consent(tenant_id, args.number, _actor(args))
+    withdrawal = await services.erasure.withdraw_consent(
+        await _scope(args, services), args.number, actor_of(args)
+    )
     if args.json:
-        _print_json(withdrawal.to_json())
+        emit(withdrawal.to_json())
     else:
         print(
             f"consent of {withdrawal.number} withdrawn: {len(withdrawal.erased)} recording(s) erased, "
@@ -394,19 +420,19 @@ async def _withdraw(args: argparse.Namespace, services: _Services) -> int:
 
 
 async def _erase(args: argparse.Namespace, services: _Services) -> int:
-    tenant_id = await _tenant_id(args, services)
-    actor = _actor(args)
+    scope = await _scope(args, services)
+    actor = actor_of(args)
     if args.id is not None:
-        facts = await find_recording(services.pool, tenant_id, args.id)
-        disposal = await services.erasure.erase(tenant_id, facts.id, actor, args.reason)
+        facts = await find_recording(services.pool, scope, args.id)
+        disposal = await services.erasure.erase(scope, facts.id, actor, args.reason)
         if args.json:
-            _print_json(disposal.to_json())
+            emit(disposal.to_json())
         else:
             _print_disposals([disposal])
         return EXIT_OK
-    report = await services.erasure.erase_number(tenant_id, args.number, actor, args.reason)
+    report = await services.erasure.erase_number(scope, args.number, actor, args.reason)
     if args.json:
-        _print_json(report.to_json())
+        emit(report.to_json())
     else:
         print(
             f"{report.number}: {report.count(ErasureOutcome.ERASED)} erased, "
@@ -420,10 +446,6 @@ async def _erase(args: argparse.Namespace, services: _Services) -> int:
 
 
 # -- output ----------------------------------------------------------------------------------------------------
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
 def _print_classes(classes: Sequence[RetentionClass], *, marker: int | None = None) -> None:
     for item in classes:
         flags = ", ".join(
@@ -447,8 +469,3 @@ def _print_disposals(disposals: Sequence[Disposal]) -> None:
             f"erased {disposal.reference} ({disposal.reason.value}): key destroyed, {disposal.files} file(s), "
             f"{disposal.bytes} bytes removed"
         )
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"hangtar: {message}", file=sys.stderr)
-    return code

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 
 from storage.audit import AuditLog
-from storage.errors import CatalogueError, LifecycleError, NotFoundError
+from storage.errors import CatalogueError, ConflictError, LifecycleError, NotFoundError
 from storage.policies import PolicyStore
 from storage.tenant_models import NumberKind, Tenant
-from storage.tenants import ConflictError, TenantStore
+from storage.tenants import TenantStore
 
 from .bootstrap import open_storage
 from .cli_policies import (

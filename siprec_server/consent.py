@@ -1,7 +1,8 @@
 """Consent to recording asked during the call (GDPR Art. 6(1)(a), 7): the party's key press decides.
 
 When a call's recording policy has the consent basis, the PBX plays a prompt ("press 1 to agree to recording,
-2 to refuse") and the asked party answers with a key. The recorder sees the press as DTMF on that party's
+2 to refuse") and the asked party answers with a key. The terms (window, keys, prompt version) are the policy's
+:class:`storage.consent_terms.ConsentTerms`. The recorder sees the press as DTMF on that party's
 stream (RFC 4733 telephone-event or in-band tones). :class:`ConsentGate` is the decision, sans-I/O: fed presses
 with their time and the clock through :meth:`ConsentGate.handle_timer`, it returns outcomes.
 
@@ -33,14 +34,14 @@ What the server does with each outcome:
 from __future__ import annotations
 
 import enum
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from storage.consent_terms import DTMF_DIGITS, ConsentTerms
 
 __all__ = [
-    "DTMF_DIGITS",
     "ConsentGate",
     "ConsentGiven",
     "ConsentNoAnswer",
@@ -48,94 +49,7 @@ __all__ = [
     "ConsentRefused",
     "ConsentState",
     "ConsentStopped",
-    "ConsentTerms",
-    "ConsentTermsError",
 ]
-
-#: The sixteen DTMF keys (RFC 4733 §3.2 events 0-15).
-DTMF_DIGITS = "0123456789*#ABCD"
-MIN_WINDOW = 1.0
-MAX_WINDOW = 120.0
-_MAX_PROMPT_VERSION = 64
-_TERMS_KEYS = ("window_seconds", "yes_digit", "no_digit", "stop_digit", "prompt_version")
-
-
-class ConsentTermsError(ValueError):
-    """A policy's consent terms are malformed: the message names the field and what it must be."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConsentTerms:
-    """How consent is asked: the answer window, the keys, and which prompt recording the PBX plays."""
-
-    window_seconds: float = 10.0
-    yes_digit: str = "1"
-    no_digit: str = "2"
-    stop_digit: str = "9"
-    prompt_version: str = "v1"
-
-    def __post_init__(self) -> None:
-        window = self.window_seconds
-        if isinstance(window, bool) or not isinstance(window, int | float) or not math.isfinite(window):
-            raise ConsentTermsError(f"window_seconds must be a number of seconds, not {window!r}")
-        if not MIN_WINDOW <= window <= MAX_WINDOW:
-            raise ConsentTermsError(f"window_seconds must be 1-120 seconds, not {window}")
-        object.__setattr__(self, "window_seconds", float(window))
-        digits: dict[str, str] = {}
-        for name in ("yes_digit", "no_digit", "stop_digit"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or len(value) != 1 or value.upper() not in DTMF_DIGITS:
-                raise ConsentTermsError(f"{name} must be one key of 0-9, *, #, A-D, not {value!r}")
-            digits[name] = value.upper()
-            object.__setattr__(self, name, value.upper())
-        if len(set(digits.values())) != len(digits):
-            raise ConsentTermsError(f"the yes, no and stop keys must differ: {digits}")
-        version = self.prompt_version
-        if (
-            not isinstance(version, str)
-            or not 0 < len(version) <= _MAX_PROMPT_VERSION
-            or version != version.strip()
-            or not version.isprintable()
-        ):
-            raise ConsentTermsError(
-                f"prompt_version must be 1-{_MAX_PROMPT_VERSION} printable characters without surrounding "
-                f"spaces, not {version!r}"
-            )
-
-    @classmethod
-    def parse(cls, terms: Mapping[str, Any] | str | bytes) -> ConsentTerms:
-        """Terms from a policy's ``consent`` JSON (an object, or its text); missing fields take the defaults.
-
-        A digit may be written as a number (``"yes_digit": 1``); unknown fields are refused, so a misspelt
-        one is not silently replaced by its default.
-        """
-        if isinstance(terms, str | bytes):
-            try:
-                terms = json.loads(terms)
-            except ValueError as exc:
-                raise ConsentTermsError(f"consent terms are not JSON: {exc}") from exc
-        if not isinstance(terms, Mapping):
-            raise ConsentTermsError(f"consent terms must be a JSON object, not {type(terms).__name__}")
-        unknown = sorted(str(key) for key in terms if key not in _TERMS_KEYS)
-        if unknown:
-            raise ConsentTermsError(f"unknown consent terms {unknown}; known: {list(_TERMS_KEYS)}")
-        values = dict(terms)
-        for name in ("yes_digit", "no_digit", "stop_digit"):
-            value = values.get(name)
-            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
-                values[name] = str(value)
-        return cls(**values)
-
-    def to_json(self) -> dict[str, Any]:
-        """The terms as a policy stores them (every field written out)."""
-        window = self.window_seconds
-        return {
-            "window_seconds": int(window) if window.is_integer() else window,
-            "yes_digit": self.yes_digit,
-            "no_digit": self.no_digit,
-            "stop_digit": self.stop_digit,
-            "prompt_version": self.prompt_version,
-        }
 
 
 class ConsentState(enum.StrEnum):

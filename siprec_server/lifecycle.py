@@ -24,22 +24,16 @@ from uuid import UUID
 
 from media import RecordingResult
 from storage.attribution import CallContext
-from storage.consent import ConsentLedger
+from storage.consent import ConsentLedger, RecordingConsent
 from storage.decision import Decision
 from storage.disposal import DisposalReason
 from storage.erasure import ErasureService
 from storage.errors import StorageError
-from storage.policy_rules import Basis, CallDirection
+from storage.policy_rules import CallDirection
 from storage.retention import expiry
+from storage.retention_class import Basis
 
-from .consent import (
-    ConsentGate,
-    ConsentGiven,
-    ConsentNoAnswer,
-    ConsentOutcome,
-    ConsentStopped,
-    ConsentTerms,
-)
+from .consent import ConsentGate, ConsentGiven, ConsentNoAnswer, ConsentOutcome, ConsentStopped
 from .siprec import ChannelLayout, RecordingMetadata
 
 __all__ = ["CallLifecycle", "call_context", "expires_at", "judge_consent", "recording_fields"]
@@ -78,7 +72,9 @@ def recording_fields(decision: Decision | None) -> dict[str, Any]:
         "statute": decision.statute,
         "purpose": decision.purpose,
         "retention_class_id": None if decision.retention is None else decision.retention.id,
-        "consent_state": "pending" if decision.basis is Basis.CONSENT else "not_required",
+        "consent_state": (
+            RecordingConsent.PENDING if decision.basis is Basis.CONSENT else RecordingConsent.NOT_REQUIRED
+        ).value,
         "numbers": list(decision.numbers),
     }
 
@@ -170,7 +166,7 @@ def judge_consent(
 ) -> _Judged:
     """Run the consent gate over the call's key presses (seconds from the first frame)."""
     assert decision.consent is not None
-    terms = ConsentTerms.parse(decision.consent.to_json())
+    terms = decision.consent
     streams = _asked_streams(decision.direction, layout, specs)
     gate = ConsentGate(terms, asked_at=0.0, party_streams=streams)
     outcomes: list[ConsentOutcome] = []

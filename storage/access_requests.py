@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,12 +37,15 @@ from .access_rules import (
 )
 from .audio_opener import AudioOpener, FileOpener
 from .audit import Actor, AuditEntry, AuditLog
+from .blobs import FileBlobStore
 from .bundle import BundleItem, BundleRequest, BundleResult, write_bundle
 from .errors import CatalogueError, NotFoundError, translated
 from .models import format_timestamp
 from .phone import DEFAULT_REGION
 from .renditions import Renditions
+from .scope import tenant_sql
 from .subject_data import SubjectData, SubjectRecording
+from .tenant_lookup import find_tenant
 
 __all__ = ["AccessRequest", "AccessRequests", "ExportResult", "RecipientLookup"]
 
@@ -49,7 +53,7 @@ __all__ = ["AccessRequest", "AccessRequests", "ExportResult", "RecipientLookup"]
 # delivery workers plug a lookup in here; until then there are none.
 RecipientLookup = Callable[[UUID | None, Sequence[UUID]], Awaitable[Sequence[str]]]
 
-_SCOPE = "(($1::uuid IS NULL AND tenant_id IS NULL) OR tenant_id = $1)"
+_SCOPE = tenant_sql("tenant_id", 1)
 _INSERT = """
     INSERT INTO access_requests (id, tenant_id, number, reference, from_at, until_at, requester, received_at,
                                  due_at, created_by, notes)
@@ -142,8 +146,8 @@ class ExportResult:
 
 
 class AccessRequests:
-    """The access-request service. ``tenant_id`` None acts on the calls no tenant claimed (the system
-    policy's), whose controller is the operator (``system_controller``)."""
+    """The access-request service, for one controller at a time: a tenant, or (``tenant_id`` None) the calls
+    no tenant claimed (the system policy's), whose controller is the operator (``system_controller``)."""
 
     def __init__(
         self,
@@ -163,6 +167,7 @@ class AccessRequests:
         self._open_audio = open_audio
         self._open_file = open_file
         self._bundle_dir = Path(bundle_dir)
+        self._bundles = FileBlobStore(self._bundle_dir)
         self._clock = clock
         self._recipients = recipients
         self._zone = zone
@@ -271,7 +276,7 @@ class AccessRequests:
         next_status(case.status, CaseAction.EXPORT)
         controller = self._system_controller
         if tenant_id is not None:
-            controller = (await SubjectData(self._pool).tenant(tenant_id)).name
+            controller = (await find_tenant(self._pool, tenant_id)).name
         subjects = await SubjectData(self._pool).search(tenant_id, case.criteria())
         ids = [subject.recording.id for subject in subjects]
         proofs = await SubjectData(self._pool).consent_proofs(ids)
@@ -429,13 +434,12 @@ class AccessRequests:
     async def _region(self, tenant_id: UUID | None) -> str:
         if tenant_id is None:
             return DEFAULT_REGION
-        return (await SubjectData(self._pool).tenant(tenant_id)).region
+        return (await find_tenant(self._pool, tenant_id)).region
 
     def _remove_bundle(self, path: str) -> None:
-        """Remove a bundle file, only ever inside the bundle directory."""
-        candidate = Path(path)
-        if candidate.resolve().is_relative_to(self._bundle_dir.resolve()):
-            candidate.unlink(missing_ok=True)
+        """Remove a bundle file, only ever inside the bundle directory (a path outside it is left alone)."""
+        with contextlib.suppress(ValueError):
+            self._bundles.remove(Path(path).absolute())
 
 
 def _criteria_shape(criteria: SearchCriteria) -> dict[str, Any]:

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .consent_terms import ConsentTerms
 from .decision import Decision
-from .policy_rules import Basis, ConsentTerms, RetentionClass
 from .reference import normalize_reference
+from .retention_class import Basis, RetentionClass
 
 __all__ = [
     "RECORDING_REF_HEADER",
@@ -174,7 +175,8 @@ def _hungarian_consent(terms: ConsentTerms) -> tuple[str, ...]:
     return (
         f"Ha hozzájárul a beszélgetés rögzítéséhez, nyomja meg {_hu_key(terms.yes_digit)} gombot; "
         f"ha nem járul hozzá, {_hu_key(terms.no_digit)} gombot.",
-        f"Ha {terms.window_seconds} másodpercen belül nem választ, a beszélgetést nem rögzítjük.",
+        f"Ha {str(terms.window_seconds).replace('.', ',')} másodpercen belül nem választ, "
+        "a beszélgetést nem rögzítjük.",
         f"Hozzájárulását a hívás közben bármikor visszavonhatja {_hu_key(terms.stop_digit)} gomb megnyomásával.",
     )
 

@@ -15,10 +15,10 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from .audit import GENESIS, StoredEntry
 from .errors import translated
+from .scope import ALL_TENANTS, TenantScope, scope_args, scope_sql
 
 __all__ = ["AuditQuery", "ChainProblem", "ChainReport", "verify_chain"]
 
@@ -26,19 +26,19 @@ _PAGE = "SELECT * FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2"
 _ONE = "SELECT * FROM audit_log WHERE seq = $1"
 _NEWEST = "SELECT max(seq) FROM audit_log"
 _MAX_LIST = 1000
-_LIST = """
+_LIST = f"""
     SELECT * FROM audit_log
-    WHERE ($1::uuid IS NULL OR tenant_id = $1)
-      AND ($2::text IS NULL OR object_kind = $2)
-      AND ($3::text IS NULL OR object_id = $3)
-      AND ($4::text IS NULL OR actor = $4)
-      AND ($5::text IS NULL OR action = $5)
-      AND ($6::timestamptz IS NULL OR at >= $6)
-      AND ($7::timestamptz IS NULL OR at < $7)
-      AND ($8::bigint IS NULL OR seq < $8)
+    WHERE {scope_sql("tenant_id", 1)}
+      AND ($3::text IS NULL OR object_kind = $3)
+      AND ($4::text IS NULL OR object_id = $4)
+      AND ($5::text IS NULL OR actor = $5)
+      AND ($6::text IS NULL OR action = $6)
+      AND ($7::timestamptz IS NULL OR at >= $7)
+      AND ($8::timestamptz IS NULL OR at < $8)
+      AND ($9::bigint IS NULL OR seq < $9)
     ORDER BY seq DESC
-    LIMIT $9
-"""
+    LIMIT $10
+"""  # noqa: S608 (constant fragment)
 
 
 class ChainProblem(enum.StrEnum):
@@ -156,7 +156,7 @@ class AuditQuery:
     async def list(
         self,
         *,
-        tenant_id: UUID | None = None,
+        tenant_id: TenantScope = ALL_TENANTS,
         object_kind: str | None = None,
         object_id: str | None = None,
         actor: str | None = None,
@@ -166,11 +166,22 @@ class AuditQuery:
         before_seq: int | None = None,
         limit: int = 100,
     ) -> builtins.list[StoredEntry]:
-        """Entries matching every filter given; ``before_seq`` pages back from an entry already seen."""
+        """Entries matching every filter given; ``before_seq`` pages back from an entry already seen.
+        ``tenant_id`` is a :data:`~storage.scope.TenantScope`: a tenant's entries, ``None`` those about no
+        tenant (the operator's and the unclaimed calls'), :data:`~storage.scope.ALL_TENANTS` every entry."""
         if not 1 <= limit <= _MAX_LIST:
             raise ValueError(f"limit must be between 1 and {_MAX_LIST}")
         with translated("read the audit log"):
             rows = await self._pool.fetch(
-                _LIST, tenant_id, object_kind, object_id, actor, action, since, until, before_seq, limit
+                _LIST,
+                *scope_args(tenant_id),
+                object_kind,
+                object_id,
+                actor,
+                action,
+                since,
+                until,
+                before_seq,
+                limit,
             )
         return [StoredEntry.from_row(row) for row in rows]

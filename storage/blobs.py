@@ -50,12 +50,25 @@ class FileBlobStore:
         return digest.hexdigest()
 
     def size(self, path: Path | str) -> int:
-        return self._inside(path).stat().st_size
+        return self.resolve(path).stat().st_size
 
     def open_read(self, path: Path | str) -> BinaryIO:
-        return self._inside(path).open("rb")
+        return self.resolve(path).open("rb")
 
-    def _inside(self, path: Path | str) -> Path:
+    def remove(self, path: Path | str) -> int:
+        """Delete the file; the bytes it freed, 0 when it was already gone (an earlier attempt removed it)."""
+        resolved = self.resolve(path)
+        try:
+            size = resolved.stat().st_size
+            resolved.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def resolve(self, path: Path | str) -> Path:
+        """The absolute, resolved path of ``path`` (relative ones are read from the root); ``ValueError`` when it
+        lies outside the root, through ``..`` or a symbolic link included. Checks names only: the file need not
+        exist."""
         candidate = self._root / path  # an absolute path replaces the root here
         resolved = candidate.resolve()
         if not resolved.is_relative_to(self._root.resolve()):

@@ -39,10 +39,12 @@ from .bundle_summary import (
     summary_html,
     summary_text,
 )
+from .consent import ConsentProof
 from .errors import IntegrityError
 from .models import RecordingStatus, format_timestamp
 from .renditions import Rendition, RenditionStatus
-from .subject_data import ConsentProof, SubjectRecording
+from .retention_class import RetentionClass
+from .subject_data import SubjectRecording
 
 __all__ = ["BUNDLE_FORMAT", "BundleItem", "BundleRequest", "BundleResult", "ManifestEntry", "write_bundle"]
 
@@ -241,7 +243,7 @@ def _add_recording(
         ],
         policy_version=item.subject.policy_version,
         retention={
-            **({} if retention is None else retention.to_json()),
+            **({} if retention is None else _retention_json(retention)),
             "expires_at": format_timestamp(recording.expires_at),
         },
         consent={
@@ -265,6 +267,19 @@ def _add_recording(
         folder=folder,
         audio=audio_state,
     )
+
+
+def _retention_json(retention: RetentionClass) -> dict[str, Any]:
+    """The retention class as the copy's metadata states it."""
+    return {
+        "class": retention.code,
+        "name": retention.name,
+        "days": retention.days,
+        "max_days": retention.max_days,
+        "statutory": retention.statutory,
+        "basis": retention.basis.value,
+        "source": retention.source,
+    }
 
 
 def _has_digits(item: BundleItem) -> bool:

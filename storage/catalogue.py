@@ -25,7 +25,7 @@ from .models import (
 )
 from .reference import new_reference, normalize_reference
 
-__all__ = ["Catalogue"]
+__all__ = ["Catalogue", "recording_from_row"]
 
 _REFERENCE_ATTEMPTS = 8  # 40 random bits: a second attempt is already astronomically rare
 _MAX_LIST = 1000
@@ -80,7 +80,8 @@ _FINISH = f"""
         status = $2, ended_at = $3, media_started_at = $4, duration_seconds = $5, streams = $6,
         file_path = $7, format = $8, size_bytes = $9, sha256 = $10,
         channels = COALESCE($11, channels), sample_rate = COALESCE($12, sample_rate),
-        pauses = COALESCE($13::jsonb, pauses), expires_at = COALESCE($14, expires_at)
+        pauses = COALESCE($13::jsonb, pauses), expires_at = COALESCE($14, expires_at),
+        encryption = COALESCE($15, encryption)
     WHERE id = $1
     RETURNING {_COLUMNS}
 """  # noqa: S608
@@ -148,7 +149,7 @@ class Catalogue:
                     new.encryption,
                 )
             if row is not None:
-                return _recording(row)
+                return recording_from_row(row)
         raise CatalogueError(f"no unused reference found in {_REFERENCE_ATTEMPTS} attempts")
 
     async def update_metadata(
@@ -191,8 +192,10 @@ class Catalogue:
         sample_rate: int | None = None,
         pauses: Sequence[PauseRecord] | None = None,
         expires_at: datetime | None = None,
+        encryption: str | None = None,
     ) -> Recording:
-        """Record how the recording ended; channels, sample rate, pauses and expiry change only when given."""
+        """Record how the recording ended; channels, sample rate, pauses, expiry and the file's encryption
+        (``storage.sealed.SEALED_FORMAT``) change only when given."""
         if RecordingStatus(status) is RecordingStatus.RECORDING:
             raise ValueError("finish() needs a final status")
         with translated("finish a recording"):
@@ -212,6 +215,7 @@ class Catalogue:
                 sample_rate,
                 None if pauses is None else [pause.to_json() for pause in pauses],
                 expires_at,
+                encryption,
             )
         return _found(row, recording_id)
 
@@ -241,7 +245,7 @@ class Catalogue:
                 query, key = _BY_REFERENCE, reference
         with translated("look up a recording"):
             row = await self._db.fetchrow(query, key)
-        return None if row is None else _recording(row)
+        return None if row is None else recording_from_row(row)
 
     async def list(self, *, limit: int = 50, before: datetime | None = None) -> builtins.list[Recording]:
         """Newest first (by started_at); `before` pages back: only recordings started strictly before it."""
@@ -249,28 +253,30 @@ class Catalogue:
             raise ValueError(f"limit must be between 1 and {_MAX_LIST}")
         with translated("list recordings"):
             rows = await self._db.fetch(_LIST, limit, before)
-        return [_recording(row) for row in rows]
+        return [recording_from_row(row) for row in rows]
 
     async def conversation(self, conversation_id: UUID) -> builtins.list[Recording]:
         """Every recording of one conversation (transfer and park segments, duplicates), oldest first."""
         with translated("list a conversation"):
             rows = await self._db.fetch(_CONVERSATION, conversation_id)
-        return [_recording(row) for row in rows]
+        return [recording_from_row(row) for row in rows]
 
     async def unfinished(self) -> builtins.list[Recording]:
         """Rows still in status 'recording', oldest first: after a crash, the calls that were cut off."""
         with translated("list unfinished recordings"):
             rows = await self._db.fetch(_UNFINISHED)
-        return [_recording(row) for row in rows]
+        return [recording_from_row(row) for row in rows]
 
 
 def _found(row: Mapping[str, Any] | None, recording_id: UUID) -> Recording:
     if row is None:
         raise RecordingNotFoundError(f"no recording {recording_id}")
-    return _recording(row)
+    return recording_from_row(row)
 
 
-def _recording(row: Mapping[str, Any]) -> Recording:
+def recording_from_row(row: Mapping[str, Any]) -> Recording:
+    """A :class:`Recording` from a row holding the catalogue's columns (``recordings.*`` with ``retention_class``,
+    the code of its class); :class:`CatalogueError` for a malformed row."""
     try:
         return Recording(
             id=row["id"],

@@ -26,7 +26,9 @@ from uuid import UUID
 
 from .audit import Actor, AuditEntry, AuditLog
 from .errors import CatalogueError, LifecycleError, RecordingNotFoundError, translated
+from .models import format_timestamp
 from .phone import DEFAULT_REGION, number_key
+from .scope import tenant_sql
 
 __all__ = [
     "CONSENT_ACTOR",
@@ -51,13 +53,13 @@ class ProofOutcome(enum.StrEnum):
 
 
 class RecordingConsent(enum.StrEnum):
-    """A recording's ``consent_state``."""
+    """A recording's ``consent_state`` (the ``recordings_consent_state_known`` CHECK)."""
 
     NOT_REQUIRED = "not_required"  # the basis is not consent
     PENDING = "pending"
     GIVEN = "given"
     REFUSED = "refused"
-    WITHDRAWN = "withdrawn"
+    WITHDRAWN = "withdrawn"  # Art. 7(3): erased as soon as no hold keeps it
 
 
 # The state a recording moves to, from "pending" or "given", on each outcome.
@@ -113,13 +115,24 @@ class ConsentProof:
             outcome=ProofOutcome(row["outcome"]),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """What a copy for the data subject shows (Art. 15): the question, the answer and when."""
+        return {
+            "number": self.number,
+            "prompt_version": self.prompt_version,
+            "asked_at": format_timestamp(self.asked_at),
+            "answered_at": format_timestamp(self.answered_at),
+            "digit": self.digit,
+            "outcome": self.outcome.value,
+        }
 
-_LOCK_RECORDING = """
+
+_LOCK_RECORDING = f"""
     SELECT r.consent_state, r.reference, t.region
     FROM recordings r LEFT JOIN tenants t ON t.id = r.tenant_id
-    WHERE r.id = $1 AND r.tenant_id IS NOT DISTINCT FROM $2
+    WHERE r.id = $1 AND {tenant_sql("r.tenant_id", 2)}
     FOR UPDATE OF r
-"""
+"""  # noqa: S608 (constant fragment)
 
 _INSERT_PROOF = """
     INSERT INTO consent_proofs (recording_id, tenant_id, number, prompt_version, asked_at, answered_at, digit,
@@ -137,12 +150,12 @@ _SET_STATE = """
     WHERE id = $1
 """
 
-_PROOFS = """
+_PROOFS = f"""
     SELECT r.id AS recording_found, p.*
     FROM recordings r LEFT JOIN consent_proofs p ON p.recording_id = r.id
-    WHERE r.id = $1 AND r.tenant_id IS NOT DISTINCT FROM $2
+    WHERE r.id = $1 AND {tenant_sql("r.tenant_id", 2)}
     ORDER BY p.asked_at, p.id
-"""
+"""  # noqa: S608
 
 
 class ConsentLedger:

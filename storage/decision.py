@@ -24,16 +24,10 @@ from typing import Any
 from uuid import UUID
 
 from .attribution import AttributedBy, Attribution, CallContext, Party, attribute
-from .policy_rules import (
-    Basis,
-    CallDirection,
-    ConsentTerms,
-    Policy,
-    PolicyDirection,
-    RetentionClass,
-    ScopeKind,
-)
+from .consent_terms import ConsentTerms
+from .policy_rules import CallDirection, Policy, PolicyDirection, ScopeKind
 from .policy_snapshot import PolicySnapshot
+from .retention_class import Basis, RetentionClass
 
 __all__ = ["Decision", "DecisionReason", "decide"]
 

@@ -1,6 +1,7 @@
 """Deleting one recording for good: the one path every erasure, discard, withdrawal and sweep goes through.
 
-Inside the caller's transaction, with the recording's row locked (``FOR UPDATE``), :func:`dispose`:
+Inside the caller's transaction (in a savepoint of it), with the recording's row locked (``FOR UPDATE``),
+:func:`dispose`:
 
 1. checks that every file it will remove lies inside the recordings directory (nothing is changed otherwise);
 2. destroys the data key (``recording_keys.wrapped`` NULL: crypto-shredding, so any copy left anywhere, a
@@ -29,6 +30,7 @@ from uuid import UUID
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
+from .blobs import FileBlobStore
 from .errors import CatalogueError, NotFoundError, UnderHoldError, translated
 from .lifecycle_rows import RecordingFacts
 from .models import format_timestamp
@@ -97,71 +99,71 @@ async def dispose(
     reason: DisposalReason,
     disposed_by: str,
     now: datetime,
-    root: Path,
+    blobs: FileBlobStore,
 ) -> Disposal:
-    """Delete the recording ``facts`` names (locked by the caller) and its files; see the module docstring."""
-    with translated("find a recording's files"):
-        rows = await conn.fetch(_FILES, facts.id)
-    named = [facts.file_path, *(row["file_path"] for row in rows), *(row["master_path"] for row in rows)]
-    paths = files_inside(root, [path for path in named if path])
-    with translated("destroy a recording's key"):
-        await conn.execute(_DESTROY_KEY, facts.id, now)
-        await conn.execute(_DELETE_RENDITIONS, facts.id)
-    with translated("delete a recording"):
+    """Delete the recording ``facts`` names (locked by the caller) and its files; see the module docstring.
+
+    Runs in a savepoint of the caller's transaction: when it fails (a hold placed meanwhile, a file that cannot
+    be removed), nothing of it stays and the caller's transaction goes on."""
+    async with conn.transaction():
+        with translated("find a recording's files"):
+            rows = await conn.fetch(_FILES, facts.id)
+        named = [facts.file_path, *(row["file_path"] for row in rows), *(row["master_path"] for row in rows)]
+        paths = files_inside(blobs, [path for path in named if path])
+        with translated("destroy a recording's key"):
+            await conn.execute(_DESTROY_KEY, facts.id, now)
+            await conn.execute(_DELETE_RENDITIONS, facts.id)
+        with translated("delete a recording"):
+            try:
+                status = await conn.execute(_DELETE_RECORDING, facts.id)
+            except asyncpg.RestrictViolationError as exc:  # the hold trigger (migration 0004)
+                raise UnderHoldError(
+                    f"{facts.reference} is restricted by a legal hold (GDPR Art. 18) and cannot be deleted"
+                ) from exc
+        if status != "DELETE 1":
+            raise NotFoundError(f"recording {facts.reference} was deleted meanwhile")
         try:
-            status = await conn.execute(_DELETE_RECORDING, facts.id)
-        except asyncpg.RestrictViolationError as exc:  # the hold trigger (migration 0004)
-            raise UnderHoldError(
-                f"{facts.reference} is restricted by a legal hold (GDPR Art. 18) and cannot be deleted"
-            ) from exc
-    if status != "DELETE 1":
-        raise NotFoundError(f"recording {facts.reference} was deleted meanwhile")
-    try:
-        files, size = await asyncio.to_thread(_remove, paths)
-    except OSError as exc:
-        raise CatalogueError(f"cannot remove the files of {facts.reference}: {exc}") from exc
-    class_code = None if facts.retention_class is None else facts.retention_class.code
-    with translated("log a disposal"):
-        await conn.execute(
-            _LOG, facts.id, facts.tenant_id, class_code, reason.value, now, disposed_by, files, size
+            files, size = await asyncio.to_thread(_remove, blobs, paths)
+        except OSError as exc:
+            raise CatalogueError(f"cannot remove the files of {facts.reference}: {exc}") from exc
+        class_code = None if facts.retention_class is None else facts.retention_class.code
+        with translated("log a disposal"):
+            await conn.execute(
+                _LOG, facts.id, facts.tenant_id, class_code, reason.value, now, disposed_by, files, size
+            )
+            await conn.execute(_OUTBOX, facts.tenant_id, facts.id, facts.reference, now)
+        return Disposal(
+            recording_id=facts.id,
+            reference=facts.reference,
+            tenant_id=facts.tenant_id,
+            reason=reason,
+            retention_class=class_code,
+            disposed_at=now,
+            disposed_by=disposed_by,
+            files=files,
+            bytes=size,
         )
-        await conn.execute(_OUTBOX, facts.tenant_id, facts.id, facts.reference, now)
-    return Disposal(
-        recording_id=facts.id,
-        reference=facts.reference,
-        tenant_id=facts.tenant_id,
-        reason=reason,
-        retention_class=class_code,
-        disposed_at=now,
-        disposed_by=disposed_by,
-        files=files,
-        bytes=size,
-    )
 
 
-def files_inside(root: Path, paths: Iterable[str]) -> list[Path]:
-    """The resolved paths, each checked to lie inside ``root`` (relative ones are read from it), without
-    duplicates; :class:`CatalogueError` for any other — the same rule as :class:`FileBlobStore`."""
-    base = Path(root).absolute().resolve()
+def files_inside(blobs: FileBlobStore, paths: Iterable[str]) -> list[Path]:
+    """The resolved paths (:meth:`FileBlobStore.resolve`), without duplicates; :class:`CatalogueError` if any
+    lies outside the recordings directory, before anything is deleted."""
     resolved: list[Path] = []
     for path in paths:
-        candidate = (base / path).resolve()
-        if not candidate.is_relative_to(base):
-            raise CatalogueError(f"{path} is outside the recordings directory {base}; nothing was deleted")
+        try:
+            candidate = blobs.resolve(path)
+        except ValueError as exc:
+            raise CatalogueError(f"{exc}; nothing was deleted") from exc
         if candidate not in resolved:
             resolved.append(candidate)
     return resolved
 
 
-def _remove(paths: Sequence[Path]) -> tuple[int, int]:
-    """Unlink each file; one already gone is skipped (an earlier attempt removed it). Returns (files, bytes)."""
+def _remove(blobs: FileBlobStore, paths: Sequence[Path]) -> tuple[int, int]:
+    """Remove each file; one already gone is skipped (an earlier attempt removed it). Returns (files, bytes)."""
     files = size = 0
     for path in paths:
-        try:
-            length = path.stat().st_size
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        files += 1
-        size += length
+        if path.exists():
+            size += blobs.remove(path)
+            files += 1
     return files, size

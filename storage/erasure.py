@@ -4,8 +4,8 @@ Every deletion goes through :func:`storage.disposal.dispose` inside one transact
 after the rules said yes: a legal hold refuses it (Art. 18), so does a statutory floor (Art. 17(3)(b)), and each
 refusal says why. Erasures and refusals are audited; the audit trail keeps ids and reasons, never the number.
 
-``tenant_id`` scopes every request: a tenant erases only its own recordings; None is the operator, acting on
-every tenant's.
+A :data:`storage.scope.TenantScope` bounds every request: a tenant erases only its own recordings, ``None``
+only the calls no tenant claimed, and :data:`~storage.scope.ALL_TENANTS` (the operator) any recording.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from .audit import Actor, AuditEntry, AuditLog
 from .blobs import FileBlobStore
+from .consent import RecordingConsent
 from .disposal import Disposal, DisposalReason, dispose
 from .errors import (
     CatalogueError,
@@ -29,16 +29,10 @@ from .errors import (
     UnderHoldError,
     translated,
 )
-from .lifecycle_rows import (
-    FACT_COLUMNS,
-    ConsentState,
-    Lock,
-    RecordingFacts,
-    active_holds,
-    number_for,
-    recording_facts,
-)
-from .retention import Basis, ErasureDecision, ErasureRefusal, erasure_decision
+from .lifecycle_rows import FACT_COLUMNS, Lock, RecordingFacts, active_holds, number_for, recording_facts
+from .retention import ErasureDecision, ErasureRefusal, erasure_decision
+from .retention_class import Basis
+from .scope import ALL_TENANTS, TenantScope, scope_args, scope_sql
 
 __all__ = [
     "SYSTEM_RECORDER",
@@ -55,8 +49,8 @@ _DISCARD_REASONS = (DisposalReason.NOT_KEPT, DisposalReason.CONSENT_REFUSED, Dis
 _OF_NUMBER = f"""
     SELECT {FACT_COLUMNS}
     FROM recordings r LEFT JOIN retention_classes c ON c.id = r.retention_class_id
-    WHERE $1 = ANY (r.numbers) AND ($2::uuid IS NULL OR r.tenant_id = $2)
-      AND ($3::text IS NULL OR r.basis = $3)
+    WHERE $1 = ANY (r.numbers) AND {scope_sql("r.tenant_id", 2)}
+      AND ($4::text IS NULL OR r.basis = $4)
     ORDER BY r.started_at, r.id
 """  # noqa: S608 (constant fragments)
 _MARK_WITHDRAWN = "UPDATE recordings SET consent_state = 'withdrawn' WHERE id = $1"
@@ -139,16 +133,16 @@ class ErasureService:
         self, pool: Any, blobs: FileBlobStore, *, audit: AuditLog, clock: Callable[[], datetime]
     ) -> None:
         self._pool = pool
-        self._root: Path = blobs.root
+        self._blobs = blobs
         self._audit = audit
         self._clock = clock
 
-    async def erase(self, tenant_id: UUID | None, recording_id: UUID, actor: Actor, reason: str) -> Disposal:
+    async def erase(self, scope: TenantScope, recording_id: UUID, actor: Actor, reason: str) -> Disposal:
         """Erase one recording on request; ``reason`` (why, e.g. the request's reference) goes in the audit.
 
         Raises :class:`UnderHoldError`, :class:`StatutoryFloorError` or :class:`LifecycleError` (still being
         recorded) with the reason a person can be given, :class:`NotFoundError` outside the tenant's scope."""
-        result = await self._erase_one(tenant_id, recording_id, actor, reason)
+        result = await self._erase_one(scope, recording_id, actor, reason)
         if result.disposal is not None:
             return result.disposal
         if result.rule is ErasureRefusal.HELD:
@@ -158,19 +152,19 @@ class ErasureService:
         raise LifecycleError(result.message)
 
     async def erase_number(
-        self, tenant_id: UUID | None, number: str, actor: Actor, reason: str = "erasure request"
+        self, scope: TenantScope, number: str, actor: Actor, reason: str = "erasure request"
     ) -> NumberErasure:
         """Erase every recording of a number (any written form), each on its own; returns what became of each.
 
         ``ValueError`` when ``number`` is not a phone number."""
-        key = await number_for(self._pool, tenant_id, number)
+        key = await number_for(self._pool, scope, number)
         with translated("find a number's recordings"):
-            rows = await self._pool.fetch(_OF_NUMBER, key, tenant_id, None)
+            rows = await self._pool.fetch(_OF_NUMBER, key, *scope_args(scope), None)
         results = []
         for row in rows:
             facts = RecordingFacts.from_row(row)
             try:
-                results.append(await self._erase_one(tenant_id, facts.id, actor, reason))
+                results.append(await self._erase_one(scope, facts.id, actor, reason))
             except NotFoundError:
                 continue  # erased meanwhile by someone else
             except CatalogueError as exc:
@@ -197,7 +191,7 @@ class ErasureService:
             raise ValueError("discard() is for calls not kept or without consent")
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            facts = await recording_facts(conn, None, recording_id, lock=Lock.UPDATE)
+            facts = await recording_facts(conn, ALL_TENANTS, recording_id, lock=Lock.UPDATE)
             if reason is DisposalReason.NOT_KEPT and (
                 facts.retention_class is None or not facts.retention_class.not_kept
             ):
@@ -206,27 +200,27 @@ class ErasureService:
                 )
             if reason is not DisposalReason.NOT_KEPT and facts.basis is not Basis.CONSENT:
                 raise LifecycleError(f"{facts.reference} was not recorded on consent; not discarded")
-            if reason is not DisposalReason.NOT_KEPT and facts.consent_state is ConsentState.GIVEN:
+            if reason is not DisposalReason.NOT_KEPT and facts.consent_state is RecordingConsent.GIVEN:
                 raise LifecycleError(f"consent to {facts.reference} was given and stands; not discarded")
             await self._refuse_if_held(conn, facts)
-            disposal = await dispose(
-                conn, facts, reason=reason, disposed_by=actor.name, now=now, root=self._root
-            )
-            await self._audit.append(conn, _erase_entry(actor, disposal, note=None))
-        return disposal
+            return await self._dispose(conn, facts, reason, actor, now, note=None)
 
-    async def withdraw_consent(self, tenant_id: UUID | None, number: str, actor: Actor) -> ConsentWithdrawal:
-        """Art. 7(3): erase the number's consent-based recordings and nothing else. Held ones (and calls still
-        in progress) are marked withdrawn and counted; the sweeper erases them once it may. One withdrawal row
-        records it, in the same transaction as the erasures."""
-        key = await number_for(self._pool, tenant_id, number)
+    async def withdraw_consent(self, scope: TenantScope, number: str, actor: Actor) -> ConsentWithdrawal:
+        """Art. 7(3): erase the number's consent-based recordings in ``scope`` and nothing else. Held ones (and
+        calls still in progress) are marked withdrawn and counted; the sweeper erases them once it may. One
+        withdrawal row records it, in the same transaction as the erasures; its tenant is the scope's (none for
+        the unclaimed calls and for the operator across tenants)."""
+        key = await number_for(self._pool, scope, number)
+        tenant_id = None if scope is ALL_TENANTS else scope
         now = self._clock()
         erased: list[Disposal] = []
         held: list[UUID] = []
         in_progress: list[UUID] = []
         async with self._pool.acquire() as conn, conn.transaction():
             with translated("find a number's consent recordings"):
-                rows = await conn.fetch(f"{_OF_NUMBER} FOR UPDATE OF r", key, tenant_id, Basis.CONSENT.value)
+                rows = await conn.fetch(
+                    f"{_OF_NUMBER} FOR UPDATE OF r", key, *scope_args(scope), Basis.CONSENT.value
+                )
             for row in rows:
                 facts = RecordingFacts.from_row(row)
                 if facts.held or not facts.finished:
@@ -234,21 +228,19 @@ class ErasureService:
                     (held if facts.held else in_progress).append(facts.id)
                     continue
                 try:
-                    async with conn.transaction():  # a savepoint: a hold placed meanwhile keeps this one
-                        disposal = await dispose(
+                    erased.append(
+                        await self._dispose(
                             conn,
                             facts,
-                            reason=DisposalReason.CONSENT_WITHDRAWN,
-                            disposed_by=actor.name,
-                            now=now,
-                            root=self._root,
+                            DisposalReason.CONSENT_WITHDRAWN,
+                            actor,
+                            now,
+                            note="consent withdrawn",
                         )
-                except UnderHoldError:
+                    )
+                except UnderHoldError:  # a hold placed meanwhile keeps this one
                     await _mark_withdrawn(conn, facts.id)
                     held.append(facts.id)
-                    continue
-                erased.append(disposal)
-                await self._audit.append(conn, _erase_entry(actor, disposal, note="consent withdrawn"))
             with translated("record a consent withdrawal"):
                 withdrawal_id = await conn.fetchval(
                     _WITHDRAWAL, tenant_id, key, now, actor.name, len(erased), len(held)
@@ -274,27 +266,20 @@ class ErasureService:
         )
 
     async def _erase_one(
-        self, tenant_id: UUID | None, recording_id: UUID, actor: Actor, reason: str
+        self, scope: TenantScope, recording_id: UUID, actor: Actor, reason: str
     ) -> ErasureResult:
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            facts = await recording_facts(conn, tenant_id, recording_id, lock=Lock.UPDATE)
+            facts = await recording_facts(conn, scope, recording_id, lock=Lock.UPDATE)
             decision = erasure_decision(facts.retention(), now=now)
             if decision.allowed:
                 try:
-                    async with conn.transaction():  # a savepoint: the hold trigger may still refuse
-                        disposal = await dispose(
-                            conn,
-                            facts,
-                            reason=DisposalReason.ERASURE_REQUEST,
-                            disposed_by=actor.name,
-                            now=now,
-                            root=self._root,
-                        )
+                    disposal = await self._dispose(
+                        conn, facts, DisposalReason.ERASURE_REQUEST, actor, now, note=reason
+                    )
                 except UnderHoldError as exc:  # a hold placed between our check and the DELETE
                     decision = ErasureDecision(allowed=False, refusal=ErasureRefusal.HELD, message=str(exc))
                 else:
-                    await self._audit.append(conn, _erase_entry(actor, disposal, note=reason))
                     return ErasureResult(
                         recording_id=facts.id,
                         reference=facts.reference,
@@ -322,6 +307,23 @@ class ErasureService:
             rule=decision.refusal,
             message=message,
         )
+
+    async def _dispose(
+        self,
+        conn: Any,
+        facts: RecordingFacts,
+        reason: DisposalReason,
+        actor: Actor,
+        now: datetime,
+        *,
+        note: str | None,
+    ) -> Disposal:
+        """Delete the recording (:func:`storage.disposal.dispose`) and audit it, in the caller's transaction."""
+        disposal = await dispose(
+            conn, facts, reason=reason, disposed_by=actor.name, now=now, blobs=self._blobs
+        )
+        await self._audit.append(conn, _erase_entry(actor, disposal, note=note))
+        return disposal
 
     async def _refuse_if_held(self, conn: Any, facts: RecordingFacts) -> None:
         if facts.held:

@@ -9,12 +9,14 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
     "CatalogueError",
+    "ConflictError",
     "EmbeddedDatabaseError",
     "IntegrityError",
     "KeyUnavailableError",
     "LifecycleError",
     "MigrationError",
     "NotFoundError",
+    "PolicyRuleError",
     "RecordingNotFoundError",
     "StatutoryFloorError",
     "StorageError",
@@ -48,8 +50,26 @@ class RecordingNotFoundError(NotFoundError):
     """An update named a recording id that is not in the catalogue."""
 
 
+class ConflictError(CatalogueError):
+    """The slug, hint, number, range or network is already taken. ``owner_slug`` names the tenant holding it,
+    for an operator; the message does not, since a tenant may see it."""
+
+    def __init__(self, message: str, *, owner_slug: str | None = None) -> None:
+        super().__init__(message)
+        self.owner_slug = owner_slug
+
+
 class LifecycleError(StorageError):
     """A data-protection rule refused the operation; the message says which rule and why."""
+
+
+class PolicyRuleError(LifecycleError):
+    """A recording policy breaks one or more rules (:func:`storage.policy_rules.validate_policy`);
+    ``problems`` lists each in a sentence."""
+
+    def __init__(self, problems: tuple[str, ...]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class UnderHoldError(LifecycleError):

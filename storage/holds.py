@@ -6,8 +6,11 @@ sweeper check first and say which hold keeps it. Placing or releasing a hold wri
 ``unrestricted`` outbox event for every recording it covers (GDPR Art. 19: recipients of copies restrict
 theirs too) and an audit entry, in the same transaction. The rules are :mod:`storage.hold_rules`.
 
-``tenant_id`` scopes every call: a tenant places, sees and releases only its own holds, on its own recordings;
-None is the operator, whose hold on a number covers every tenant's calls.
+A :data:`storage.scope.TenantScope` bounds every call: a tenant places, sees and releases only its own holds, on
+its own recordings; :data:`~storage.scope.ALL_TENANTS` is the operator, who sees every hold and whose hold on a
+number covers every tenant's calls. ``None`` reaches the holds without a tenant (the operator's, and those on
+unclaimed recordings) and places holds on unclaimed recordings; a number hold for the unclaimed calls alone
+cannot be stored apart from the operator's (a hold row without a tenant covers every tenant), so it is refused.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 from .audit import Actor, AuditEntry, AuditLog
 from .errors import NotFoundError, TwoPersonRuleError, translated
 from .hold_rules import Hold, check_approval, check_release_request, check_time_range
-from .lifecycle_rows import ACTIVE_HOLD_ON, Lock, number_for, recording_facts
+from .lifecycle_rows import ACTIVE_HOLD_ON, HOLD_COVERS, Lock, number_for, recording_facts
 from .models import format_timestamp
+from .scope import ALL_TENANTS, AllTenants, TenantScope, scope_args, scope_sql
 
 __all__ = ["HoldFilter", "HoldPlacement", "HoldRelease", "HoldService"]
 
@@ -35,25 +39,20 @@ _INSERT = """
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     RETURNING *
 """
-_GET = "SELECT * FROM holds WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)"
-_LIST = """
+_GET = f"SELECT * FROM holds WHERE id = $1 AND {scope_sql('tenant_id', 2)}"  # noqa: S608 (constant fragment)
+_LIST = f"""
     SELECT * FROM holds
-    WHERE ($1::uuid IS NULL OR tenant_id = $1)
-      AND ($2::boolean IS NULL OR (released_at IS NULL) = $2)
+    WHERE {scope_sql("tenant_id", 1)}
+      AND ($3::boolean IS NULL OR (released_at IS NULL) = $3)
     ORDER BY placed_at DESC, id
-"""
+"""  # noqa: S608
 # The recordings a hold covers (the trigger's test), locked against deletion until the hold commits.
-_COVERED = """
+_COVERED = f"""
     SELECT r.id, r.tenant_id, r.reference FROM recordings r, holds h
-    WHERE h.id = $1
-      AND (h.tenant_id IS NULL OR h.tenant_id IS NOT DISTINCT FROM r.tenant_id)
-      AND (h.recording_id = r.id
-           OR (h.number = ANY (r.numbers)
-               AND (h.from_at IS NULL OR r.started_at >= h.from_at)
-               AND (h.until_at IS NULL OR r.started_at < h.until_at)))
+    WHERE h.id = $1 AND {HOLD_COVERS}
     ORDER BY r.started_at, r.id
     FOR SHARE OF r
-"""
+"""  # noqa: S608
 _REQUEST = """
     UPDATE holds SET release_requested_by = $2, release_requested_at = $3
     WHERE id = $1 AND released_at IS NULL AND release_requested_by IS NULL
@@ -114,11 +113,11 @@ class HoldService:
         self._new_id = id_factory
 
     async def place_on_recording(
-        self, tenant_id: UUID | None, recording_id: UUID, *, reason: str, actor: Actor
+        self, scope: TenantScope, recording_id: UUID, *, reason: str, actor: Actor
     ) -> HoldPlacement:
-        """Restrict one recording (:class:`NotFoundError` outside the tenant's scope)."""
+        """Restrict one recording (:class:`NotFoundError` outside ``scope``); the hold is its tenant's."""
         async with self._pool.acquire() as conn, conn.transaction():
-            facts = await recording_facts(conn, tenant_id, recording_id, lock=Lock.SHARE)
+            facts = await recording_facts(conn, scope, recording_id, lock=Lock.SHARE)
             hold = Hold(
                 id=self._new_id(),
                 tenant_id=facts.tenant_id,
@@ -131,7 +130,7 @@ class HoldService:
 
     async def place_on_number(
         self,
-        tenant_id: UUID | None,
+        scope: UUID | AllTenants,
         number: str,
         *,
         reason: str,
@@ -140,13 +139,18 @@ class HoldService:
         until_at: datetime | None = None,
     ) -> HoldPlacement:
         """Restrict a number's calls (any written form; within ``[from_at, until_at)`` when given), the ones
-        recorded so far and those still to come. ``ValueError`` for a number or range that is not one."""
+        recorded so far and those still to come: the tenant's calls, or with :data:`ALL_TENANTS` every tenant's
+        and the unclaimed ones. ``ValueError`` for a number or range that is not one."""
+        if scope is None:
+            raise ValueError(
+                "a hold on a number is a tenant's or the operator's (ALL_TENANTS), not unclaimed-only"
+            )
         check_time_range(from_at, until_at)
         async with self._pool.acquire() as conn, conn.transaction():
-            key = await number_for(conn, tenant_id, number)
+            key = await number_for(conn, scope, number)
             hold = Hold(
                 id=self._new_id(),
-                tenant_id=tenant_id,
+                tenant_id=None if scope is ALL_TENANTS else scope,
                 number=key,
                 from_at=from_at,
                 until_at=until_at,
@@ -156,29 +160,27 @@ class HoldService:
             )
             return await self._place(conn, hold, actor)
 
-    async def get(self, tenant_id: UUID | None, hold_id: UUID) -> Hold:
+    async def get(self, scope: TenantScope, hold_id: UUID) -> Hold:
         with translated("look up a hold"):
-            row = await self._pool.fetchrow(_GET, hold_id, tenant_id)
+            row = await self._pool.fetchrow(_GET, hold_id, *scope_args(scope))
         if row is None:
             raise NotFoundError(f"no hold {hold_id}")
         return Hold.from_row(row)
 
-    async def list(
-        self, tenant_id: UUID | None, *, which: HoldFilter = HoldFilter.ACTIVE
-    ) -> builtins.list[Hold]:
+    async def list(self, scope: TenantScope, *, which: HoldFilter = HoldFilter.ACTIVE) -> builtins.list[Hold]:
         """Newest first."""
         active = {HoldFilter.ACTIVE: True, HoldFilter.RELEASED: False, HoldFilter.ALL: None}[
             HoldFilter(which)
         ]
         with translated("list holds"):
-            rows = await self._pool.fetch(_LIST, tenant_id, active)
+            rows = await self._pool.fetch(_LIST, *scope_args(scope), active)
         return [Hold.from_row(row) for row in rows]
 
-    async def request_release(self, tenant_id: UUID | None, hold_id: UUID, actor: Actor) -> Hold:
+    async def request_release(self, scope: TenantScope, hold_id: UUID, actor: Actor) -> Hold:
         """The first person asks; the hold stays in force until a different person approves."""
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            hold = await _locked(conn, tenant_id, hold_id)
+            hold = await _locked(conn, scope, hold_id)
             check_release_request(hold, actor.name)
             with translated("request the release of a hold"):
                 row = await conn.fetchrow(_REQUEST, hold.id, actor.name, now)
@@ -186,11 +188,11 @@ class HoldService:
             await self._audit.append(conn, _entry(actor, "hold.request_release", updated, {}))
         return updated
 
-    async def approve_release(self, tenant_id: UUID | None, hold_id: UUID, actor: Actor) -> HoldRelease:
+    async def approve_release(self, scope: TenantScope, hold_id: UUID, actor: Actor) -> HoldRelease:
         """The second person approves: the hold ends (:class:`TwoPersonRuleError` for the one who asked)."""
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
-            hold = await _locked(conn, tenant_id, hold_id)
+            hold = await _locked(conn, scope, hold_id)
             check_approval(hold, actor.name)
             covered = await _covered(conn, hold.id)
             with translated("release a hold"):
@@ -242,9 +244,9 @@ class HoldService:
         return HoldPlacement(hold=placed, covered=tuple(covered))
 
 
-async def _locked(conn: Any, tenant_id: UUID | None, hold_id: UUID) -> Hold:
+async def _locked(conn: Any, scope: TenantScope, hold_id: UUID) -> Hold:
     with translated("look up a hold"):
-        row = await conn.fetchrow(f"{_GET} FOR UPDATE", hold_id, tenant_id)
+        row = await conn.fetchrow(f"{_GET} FOR UPDATE", hold_id, *scope_args(scope))
     if row is None:
         raise NotFoundError(f"no hold {hold_id}")
     return Hold.from_row(row)

@@ -26,17 +26,18 @@ from .catalogue import Catalogue
 from .errors import IntegrityError, KeyUnavailableError, translated
 from .models import Recording, RecordingStatus
 from .renditions import Renditions, RenditionStatus
+from .scope import ALL_TENANTS, TenantScope, scope_args, scope_sql
 
 __all__ = ["CheckStatus", "FileCheck", "Integrity", "IntegrityResult"]
 
 _CHUNK = 1 << 20
-_PAGE = """
+_PAGE = f"""
     SELECT id, started_at FROM recordings
-    WHERE ($1::uuid IS NULL OR tenant_id = $1)
-      AND ($2::timestamptz IS NULL OR (started_at, id) > ($2, $3::uuid))
+    WHERE {scope_sql("tenant_id", 1)}
+      AND ($3::timestamptz IS NULL OR (started_at, id) > ($3, $4::uuid))
     ORDER BY started_at, id
-    LIMIT $4
-"""
+    LIMIT $5
+"""  # noqa: S608 (constant fragment)
 
 
 class CheckStatus(enum.StrEnum):
@@ -136,14 +137,15 @@ class Integrity:
         return result
 
     async def verify_all(
-        self, tenant_id: UUID | None = None, *, actor: Actor | None = None
+        self, scope: TenantScope = ALL_TENANTS, *, actor: Actor | None = None
     ) -> AsyncIterator[IntegrityResult]:
-        """Every recording (of one tenant, or all), oldest first, one result as each is checked."""
+        """Every recording in ``scope`` (one tenant's, the unclaimed calls, or by default all), oldest first,
+        one result as each is checked."""
         counts = {"recordings": 0, "files": 0, "failed": 0, "skipped": 0}
         after: tuple[datetime | None, UUID | None] = (None, None)
         while True:
             with translated("list recordings to verify"):
-                rows = await self._pool.fetch(_PAGE, tenant_id, after[0], after[1], self._page_size)
+                rows = await self._pool.fetch(_PAGE, *scope_args(scope), after[0], after[1], self._page_size)
             for row in rows:
                 recording = await Catalogue(self._pool).get(row["id"])
                 if recording is None:  # deleted meanwhile (expired, erased)
@@ -160,7 +162,12 @@ class Integrity:
         if actor is not None:
             await self._audit.record(
                 self._pool,
-                AuditEntry(actor=actor, action="integrity.verify", tenant_id=tenant_id, details=counts),
+                AuditEntry(
+                    actor=actor,
+                    action="integrity.verify",
+                    tenant_id=None if scope is ALL_TENANTS else scope,
+                    details=counts,
+                ),
             )
 
     async def _check(self, recording: Recording) -> IntegrityResult:

@@ -1,8 +1,9 @@
-"""SQL the lifecycle services share: a recording's retention facts, its active holds, tenants and classes.
+"""SQL the lifecycle services share: a recording's retention facts, its active holds, and retention classes.
 
 Every function runs on what it is given (a pool, or a connection inside the caller's transaction) and turns
-driver errors into :class:`CatalogueError`. ``tenant_id`` scopes a lookup: a tenant sees only its own rows
-(another tenant's are "not found"); None is the operator, who sees every tenant's rows.
+driver errors into :class:`CatalogueError`. A recording is looked up within a :data:`storage.scope.TenantScope`:
+a tenant sees only its own (another tenant's, and the unclaimed calls, are "not found"), ``None`` only the
+calls no tenant claimed, and :data:`~storage.scope.ALL_TENANTS` (the operator) every recording.
 """
 
 from __future__ import annotations
@@ -14,38 +15,31 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from .consent import RecordingConsent
 from .errors import NotFoundError, translated
 from .hold_rules import Hold
 from .models import RecordingStatus
 from .phone import DEFAULT_REGION, number_key
 from .reference import normalize_reference
-from .retention import Basis, RecordingRetention, RetentionClass
+from .retention import RecordingRetention
+from .retention_class import Basis, RetentionClass
+from .scope import TenantScope, scope_args, scope_sql
+from .tenant_lookup import find_tenant
 
 __all__ = [
     "ACTIVE_HOLD_ON",
     "CLASS_COLUMNS",
     "FACT_COLUMNS",
-    "ConsentState",
+    "HOLD_COVERS",
     "Lock",
     "RecordingFacts",
-    "TenantRef",
     "active_holds",
     "find_class",
     "find_recording",
-    "find_tenant",
     "number_for",
     "recording_facts",
-    "retention_class",
     "tenant_options",
 ]
-
-
-class ConsentState(enum.StrEnum):
-    NOT_REQUIRED = "not_required"
-    PENDING = "pending"
-    GIVEN = "given"
-    REFUSED = "refused"
-    WITHDRAWN = "withdrawn"  # Art. 7(3): erased as soon as no hold keeps it
 
 
 class Lock(enum.StrEnum):
@@ -54,18 +48,17 @@ class Lock(enum.StrEnum):
     UPDATE = "FOR UPDATE OF r"  # about to change or delete it
 
 
-# An active hold covering recording row ``r``: the test of the trigger recordings_refuse_held_delete.
-ACTIVE_HOLD_ON = """
-    EXISTS (
-        SELECT 1 FROM holds h
-        WHERE h.released_at IS NULL
-          AND (h.tenant_id IS NULL OR h.tenant_id IS NOT DISTINCT FROM r.tenant_id)
-          AND (h.recording_id = r.id
-               OR (h.number = ANY (r.numbers)
-                   AND (h.from_at IS NULL OR r.started_at >= h.from_at)
-                   AND (h.until_at IS NULL OR r.started_at < h.until_at)))
-    )
+# Hold ``h`` covers recording row ``r`` (active or not): the test of the trigger recordings_refuse_held_delete
+# (migration 0004) and of storage.hold_rules.covers. A hold without a tenant is the operator's: every tenant's.
+HOLD_COVERS = """
+    (h.tenant_id IS NULL OR h.tenant_id IS NOT DISTINCT FROM r.tenant_id)
+    AND (h.recording_id = r.id
+         OR (h.number = ANY (r.numbers)
+             AND (h.from_at IS NULL OR r.started_at >= h.from_at)
+             AND (h.until_at IS NULL OR r.started_at < h.until_at)))
 """
+# An active hold covers recording row ``r``.
+ACTIVE_HOLD_ON = f"EXISTS (SELECT 1 FROM holds h WHERE h.released_at IS NULL AND {HOLD_COVERS})"  # noqa: S608
 
 CLASS_COLUMNS = "id, tenant_id, code, name, days, max_days, statutory, basis, source"
 FACT_COLUMNS = f"""
@@ -78,17 +71,22 @@ FACT_COLUMNS = f"""
 _FACTS_BY = f"""
     SELECT {FACT_COLUMNS}
     FROM recordings r LEFT JOIN retention_classes c ON c.id = r.retention_class_id
-    WHERE r.{{key}} = $1 AND ($2::uuid IS NULL OR r.tenant_id = $2)
+    WHERE r.{{key}} = $1 AND {scope_sql("r.tenant_id", 2)}
 """  # noqa: S608 (constant fragments)
-_ACTIVE_HOLDS = """
+_ACTIVE_HOLDS = f"""
     SELECT h.* FROM holds h, recordings r
-    WHERE r.id = $1 AND h.released_at IS NULL
-      AND (h.tenant_id IS NULL OR h.tenant_id IS NOT DISTINCT FROM r.tenant_id)
-      AND (h.recording_id = r.id
-           OR (h.number = ANY (r.numbers)
-               AND (h.from_at IS NULL OR r.started_at >= h.from_at)
-               AND (h.until_at IS NULL OR r.started_at < h.until_at)))
+    WHERE r.id = $1 AND h.released_at IS NULL AND {HOLD_COVERS}
     ORDER BY h.placed_at, h.id
+"""  # noqa: S608
+_FIND_CLASS = f"""
+    SELECT {CLASS_COLUMNS} FROM retention_classes
+    WHERE code = $1 AND (tenant_id IS NULL OR tenant_id IS NOT DISTINCT FROM $2)
+    ORDER BY tenant_id NULLS LAST LIMIT 1
+"""  # noqa: S608
+_OPTIONS = """
+    SELECT c.id, c.tenant_id, c.code, c.name, c.days, c.max_days, c.statutory, c.basis, c.source
+    FROM tenant_retention_options o JOIN retention_classes c ON c.id = o.retention_class_id
+    WHERE o.tenant_id = $1 ORDER BY o.position
 """
 
 
@@ -105,7 +103,7 @@ class RecordingFacts:
     basis: Basis | None
     retention_class: RetentionClass | None
     expires_at: datetime | None
-    consent_state: ConsentState
+    consent_state: RecordingConsent
     numbers: tuple[str, ...]
     file_path: str | None
     held: bool
@@ -128,19 +126,8 @@ class RecordingFacts:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RecordingFacts:
-        retention = None
-        if row["class_id"] is not None:
-            retention = RetentionClass(
-                id=row["class_id"],
-                tenant_id=row["class_tenant_id"],
-                code=row["class_code"],
-                name=row["class_name"],
-                days=row["class_days"],
-                max_days=row["class_max_days"],
-                statutory=row["class_statutory"],
-                basis=Basis(row["class_basis"]),
-                source=row["class_source"],
-            )
+        """From a row of :data:`FACT_COLUMNS`."""
+        retention = None if row["class_id"] is None else RetentionClass.from_row(row, prefix="class_")
         return cls(
             id=row["id"],
             reference=row["reference"],
@@ -151,65 +138,44 @@ class RecordingFacts:
             basis=None if row["basis"] is None else Basis(row["basis"]),
             retention_class=retention,
             expires_at=row["expires_at"],
-            consent_state=ConsentState(row["consent_state"]),
+            consent_state=RecordingConsent(row["consent_state"]),
             numbers=tuple(row["numbers"]),
             file_path=row["file_path"],
             held=bool(row["held"]),
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TenantRef:
-    id: UUID
-    slug: str
-    region: str  # numbers written without a country code are read in this region
-
-
-def retention_class(row: Mapping[str, Any]) -> RetentionClass:
-    return RetentionClass(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        code=row["code"],
-        name=row["name"],
-        days=row["days"],
-        max_days=row["max_days"],
-        statutory=row["statutory"],
-        basis=Basis(row["basis"]),
-        source=row["source"],
-    )
-
-
 async def recording_facts(
-    db: Any, tenant_id: UUID | None, recording_id: UUID, *, lock: Lock = Lock.NONE
+    db: Any, scope: TenantScope, recording_id: UUID, *, lock: Lock = Lock.NONE
 ) -> RecordingFacts:
-    """The recording in the tenant's scope, optionally locked; :class:`NotFoundError` if it is not there."""
-    with translated("look up a recording"):
-        row = await db.fetchrow(f"{_FACTS_BY.format(key='id')} {lock.value}", recording_id, tenant_id)
-    if row is None:
-        raise NotFoundError(f"no recording {recording_id}")
-    return RecordingFacts.from_row(row)
+    """The recording in ``scope``, optionally locked; :class:`NotFoundError` if it is not there."""
+    return await _facts_by(db, "id", recording_id, scope, lock)
 
 
 async def find_recording(
-    db: Any, tenant_id: UUID | None, id_or_reference: str | UUID, *, lock: Lock = Lock.NONE
+    db: Any, scope: TenantScope, id_or_reference: str | UUID, *, lock: Lock = Lock.NONE
 ) -> RecordingFacts:
     """By uuid or by the reference as a person typed it (``ht-7k3m-q9rx``)."""
     if isinstance(id_or_reference, UUID):
-        return await recording_facts(db, tenant_id, id_or_reference, lock=lock)
+        return await recording_facts(db, scope, id_or_reference, lock=lock)
     text = id_or_reference.strip()
     try:
         as_uuid = UUID(text)
     except ValueError:
         pass
     else:
-        return await recording_facts(db, tenant_id, as_uuid, lock=lock)
+        return await recording_facts(db, scope, as_uuid, lock=lock)
     reference = normalize_reference(text)
     if reference is None:
         raise NotFoundError(f"{text!r} is neither a recording id nor a reference")
+    return await _facts_by(db, "reference", reference, scope, lock)
+
+
+async def _facts_by(db: Any, key: str, value: UUID | str, scope: TenantScope, lock: Lock) -> RecordingFacts:
     with translated("look up a recording"):
-        row = await db.fetchrow(f"{_FACTS_BY.format(key='reference')} {lock.value}", reference, tenant_id)
+        row = await db.fetchrow(f"{_FACTS_BY.format(key=key)} {lock.value}", value, *scope_args(scope))
     if row is None:
-        raise NotFoundError(f"no recording {reference}")
+        raise NotFoundError(f"no recording {value}")
     return RecordingFacts.from_row(row)
 
 
@@ -220,32 +186,13 @@ async def active_holds(db: Any, recording_id: UUID) -> list[Hold]:
     return [Hold.from_row(row) for row in rows]
 
 
-async def find_tenant(db: Any, slug_or_id: str | UUID) -> TenantRef:
-    """A tenant by its uuid or slug."""
-    key: UUID | None = slug_or_id if isinstance(slug_or_id, UUID) else None
-    if key is None:
-        try:
-            key = UUID(str(slug_or_id).strip())
-        except ValueError:
-            key = None
-    with translated("look up a tenant"):
-        if key is not None:
-            row = await db.fetchrow("SELECT id, slug, region FROM tenants WHERE id = $1", key)
-        else:
-            row = await db.fetchrow(
-                "SELECT id, slug, region FROM tenants WHERE slug = $1", str(slug_or_id).strip().lower()
-            )
-    if row is None:
-        raise NotFoundError(f"no tenant {slug_or_id}")
-    return TenantRef(id=row["id"], slug=row["slug"], region=row["region"])
-
-
-async def number_for(db: Any, tenant_id: UUID | None, number: str) -> str:
-    """The stored key of a number as written (E.164, or the digits of an extension), read in the tenant's
-    region; ``ValueError`` when it holds no number."""
+async def number_for(db: Any, scope: TenantScope, number: str) -> str:
+    """The stored key of a number as written (E.164, or the digits of an extension), read in the region of the
+    scope's tenant (the default region for the unclaimed calls and across tenants); ``ValueError`` when it
+    holds no number."""
     region = DEFAULT_REGION
-    if tenant_id is not None:
-        region = (await find_tenant(db, tenant_id)).region
+    if isinstance(scope, UUID):
+        region = (await find_tenant(db, scope)).region
     key = number_key(number, region)
     if key is None:
         raise ValueError(f"{number!r} is not a phone number")
@@ -253,31 +200,16 @@ async def number_for(db: Any, tenant_id: UUID | None, number: str) -> str:
 
 
 async def find_class(db: Any, tenant_id: UUID | None, code: str) -> RetentionClass:
-    """A preset or the tenant's own class, by code."""
+    """A class by code: the tenant's own first, else a preset (``tenant_id`` None: the presets only)."""
     with translated("look up a retention class"):
-        row = await db.fetchrow(
-            f"""
-            SELECT {CLASS_COLUMNS} FROM retention_classes
-            WHERE code = $1 AND (tenant_id IS NULL OR tenant_id IS NOT DISTINCT FROM $2)
-            ORDER BY tenant_id NULLS LAST LIMIT 1
-            """,  # noqa: S608
-            code.strip().lower(),
-            tenant_id,
-        )
+        row = await db.fetchrow(_FIND_CLASS, code.strip().lower(), tenant_id)
     if row is None:
-        raise NotFoundError(f"no retention class {code!r}")
-    return retention_class(row)
+        raise NotFoundError(f"no retention class {code!r} (a preset or the tenant's own)")
+    return RetentionClass.from_row(row)
 
 
 async def tenant_options(db: Any, tenant_id: UUID) -> list[RetentionClass]:
     """The tenant's selectable classes, default first; empty when it has not chosen any."""
     with translated("look up retention options"):
-        rows = await db.fetch(
-            """
-            SELECT c.id, c.tenant_id, c.code, c.name, c.days, c.max_days, c.statutory, c.basis, c.source
-            FROM tenant_retention_options o JOIN retention_classes c ON c.id = o.retention_class_id
-            WHERE o.tenant_id = $1 ORDER BY o.position
-            """,
-            tenant_id,
-        )
-    return [retention_class(row) for row in rows]
+        rows = await db.fetch(_OPTIONS, tenant_id)
+    return [RetentionClass.from_row(row) for row in rows]

@@ -18,8 +18,11 @@ from uuid import UUID
 
 from .audit import Actor, AuditEntry, AuditLog
 from .errors import NotFoundError, translated
-from .policy_rules import Policy, PolicyDirection, PolicySpec, RetentionClass, ScopeKind, validate_policy
+from .lifecycle_rows import find_class
+from .policy_rules import Policy, PolicyDirection, PolicySpec, ScopeKind, validate_policy
 from .policy_snapshot import PolicySnapshot
+from .retention_class import RetentionClass
+from .tenant_lookup import TENANT_COLUMNS, find_tenant
 from .tenant_models import Tenant, TenantNumber, TenantSource
 
 __all__ = ["POLICY_CHANNEL", "PolicyScope", "PolicyStore", "publish_change"]
@@ -36,6 +39,7 @@ _POLICIES = f"""
     FROM recording_policies p LEFT JOIN retention_classes c ON c.id = p.retention_class_id
 """  # noqa: S608 (constant column list)
 _SCOPE = "p.tenant_id IS NOT DISTINCT FROM $1 AND p.number_id IS NOT DISTINCT FROM $2"
+_SUPERSEDE = "UPDATE recording_policies SET superseded_at = $2 WHERE id = $1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +100,7 @@ class PolicyStore:
                 await self._lock_scope(conn, scope)
                 retention = None
                 if spec.retention is not None:
-                    retention = await self._retention_class(conn, scope.tenant_id, spec.retention)
+                    retention = await find_class(conn, scope.tenant_id, spec.retention)
                 validate_policy(spec, retention)
                 old = await self._current(conn, scope, spec.direction, for_update=True)
                 if old is not None and _same(old, spec, retention):
@@ -110,9 +114,7 @@ class PolicyStore:
                     spec.direction.value,
                 )
                 if old is not None:
-                    await conn.execute(
-                        "UPDATE recording_policies SET superseded_at = $2 WHERE id = $1", old.id, now
-                    )
+                    await conn.execute(_SUPERSEDE, old.id, now)
                 row = await conn.fetchrow(
                     """
                     INSERT INTO recording_policies (tenant_id, number_id, version, direction, record, basis,
@@ -135,24 +137,8 @@ class PolicyStore:
                     actor.name,
                 )
                 new = await self._get(conn, row["id"])
-                await self._audit.append(
-                    conn,
-                    AuditEntry(
-                        actor=actor,
-                        action="policy.change",
-                        tenant_id=scope.tenant_id,
-                        object_kind="recording_policy",
-                        object_id=str(new.id),
-                        details={
-                            "scope": scope.kind.value,
-                            "number_id": scope.number_id,
-                            "direction": spec.direction.value,
-                            "old": None if old is None else old.to_json(),
-                            "new": new.to_json(),
-                        },
-                    ),
-                )
-                await publish_change(conn, what="policy", tenant_id=scope.tenant_id)
+                changes = {"old": None if old is None else old.to_json(), "new": new.to_json()}
+                await self._changed(conn, actor, "policy.change", scope, spec.direction, new.id, changes)
                 return new
 
     async def remove(self, scope: PolicyScope, direction: PolicyDirection, *, actor: Actor) -> Policy:
@@ -163,27 +149,11 @@ class PolicyStore:
                 old = await self._current(conn, scope, direction, for_update=True)
                 if old is None:
                     raise NotFoundError(f"{scope.describe()} has no current {direction.value} policy")
-                await conn.execute(
-                    "UPDATE recording_policies SET superseded_at = $2 WHERE id = $1", old.id, self._clock()
-                )
+                await conn.execute(_SUPERSEDE, old.id, self._clock())
                 ended = await self._get(conn, old.id)
-                await self._audit.append(
-                    conn,
-                    AuditEntry(
-                        actor=actor,
-                        action="policy.remove",
-                        tenant_id=scope.tenant_id,
-                        object_kind="recording_policy",
-                        object_id=str(old.id),
-                        details={
-                            "scope": scope.kind.value,
-                            "number_id": scope.number_id,
-                            "direction": direction.value,
-                            "old": old.to_json(),
-                        },
-                    ),
+                await self._changed(
+                    conn, actor, "policy.remove", scope, direction, old.id, {"old": old.to_json()}
                 )
-                await publish_change(conn, what="policy", tenant_id=scope.tenant_id)
                 return ended
 
     async def current(self, scope: PolicyScope) -> list[Policy]:
@@ -240,9 +210,7 @@ class PolicyStore:
 
     async def retention_class(self, tenant_id: UUID | None, code: str) -> RetentionClass:
         """A class by code: the tenant's own first, else a preset (None: presets only)."""
-        with translated("read a retention class"):
-            async with self._pool.acquire() as conn:
-                return await self._retention_class(conn, tenant_id, code)
+        return await find_class(self._pool, tenant_id, code)
 
     async def snapshot(self) -> PolicySnapshot:
         """Tenants, numbers, sources, current policies and retention classes, read in one consistent view."""
@@ -251,9 +219,7 @@ class PolicyStore:
                 self._pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
-                tenants = await conn.fetch(
-                    "SELECT id, slug, name, region, hints, created_at, updated_at FROM tenants"
-                )
+                tenants = await conn.fetch(f"SELECT {TENANT_COLUMNS} FROM tenants")  # noqa: S608
                 numbers = await conn.fetch(
                     "SELECT id, tenant_id, kind, value, label, created_at FROM tenant_numbers"
                 )
@@ -269,6 +235,31 @@ class PolicyStore:
             loaded_at=self._clock(),
         )
 
+    async def _changed(
+        self,
+        conn: Any,
+        actor: Actor,
+        action: str,
+        scope: PolicyScope,
+        direction: PolicyDirection,
+        policy_id: int,
+        changes: dict[str, Any],
+    ) -> None:
+        """Audit a change of ``scope``'s policy for ``direction`` and announce it, in the caller's transaction."""
+        details = {"scope": scope.kind.value, "number_id": scope.number_id, "direction": direction.value}
+        await self._audit.append(
+            conn,
+            AuditEntry(
+                actor=actor,
+                action=action,
+                tenant_id=scope.tenant_id,
+                object_kind="recording_policy",
+                object_id=str(policy_id),
+                details=details | changes,
+            ),
+        )
+        await publish_change(conn, what="policy", tenant_id=scope.tenant_id)
+
     async def _lock_scope(self, conn: Any, scope: PolicyScope) -> None:
         """Serialise changes of one scope (two operators at once get versions n+1 and n+2, not a clash)."""
         await self._check_scope(conn, scope)
@@ -276,10 +267,8 @@ class PolicyStore:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
 
     async def _check_scope(self, conn: Any, scope: PolicyScope) -> None:
-        if scope.tenant_id is not None and not await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", scope.tenant_id
-        ):
-            raise NotFoundError(f"no tenant {scope.tenant_id}")
+        if scope.tenant_id is not None:
+            await find_tenant(conn, scope.tenant_id)
         if scope.number_id is not None and not await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM tenant_numbers WHERE id = $1 AND tenant_id = $2)",
             scope.number_id,
@@ -301,20 +290,6 @@ class PolicyStore:
 
     async def _get(self, conn: Any, policy_id: int) -> Policy:
         return Policy.from_row(await conn.fetchrow(f"{_POLICIES} WHERE p.id = $1", policy_id))
-
-    async def _retention_class(self, conn: Any, tenant_id: UUID | None, code: str) -> RetentionClass:
-        row = await conn.fetchrow(
-            """
-            SELECT * FROM retention_classes
-            WHERE code = $1 AND (tenant_id IS NULL OR tenant_id = $2)
-            ORDER BY tenant_id NULLS LAST LIMIT 1
-            """,
-            code,
-            tenant_id,
-        )
-        if row is None:
-            raise NotFoundError(f"no retention class {code!r} (a preset or the tenant's own)")
-        return RetentionClass.from_row(row)
 
 
 def _same(old: Policy, spec: PolicySpec, retention: RetentionClass | None) -> bool:

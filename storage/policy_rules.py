@@ -14,7 +14,6 @@ consent, the terms of the question asked at call start. `validate_policy` states
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,36 +21,24 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from .errors import LifecycleError
+from .consent_terms import ConsentTerms
+from .errors import PolicyRuleError
+from .retention_class import Basis, RetentionClass
 
 __all__ = [
     "DEFAULT_FORMAT",
     "FORMATS",
-    "Basis",
     "CallDirection",
-    "ConsentTerms",
     "Policy",
     "PolicyDirection",
-    "PolicyRuleError",
     "PolicySpec",
-    "RetentionClass",
     "ScopeKind",
     "validate_policy",
 ]
 
 FORMATS = ("flac", "wav", "opus", "mp3")
 DEFAULT_FORMAT = "flac"
-_DIGITS = frozenset("0123456789*#ABCD")
-_PROMPT_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 _MAX_TEXT = 500
-
-
-class Basis(StrEnum):
-    """GDPR Art. 6(1) legal bases a recording may rest on."""
-
-    LEGAL_OBLIGATION = "legal_obligation"  # (c)
-    CONSENT = "consent"  # (a)
-    LEGITIMATE_INTEREST = "legitimate_interest"  # (f)
 
 
 class CallDirection(StrEnum):
@@ -71,103 +58,6 @@ class ScopeKind(StrEnum):
     SYSTEM = "system"  # calls no tenant claims
     TENANT = "tenant"
     NUMBER = "number"  # one number (DID, range or extension) of a tenant
-
-
-class PolicyRuleError(LifecycleError):
-    """A policy breaks one or more of the rules above; ``problems`` lists each in a sentence."""
-
-    def __init__(self, problems: tuple[str, ...]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConsentTerms:
-    """What the party is asked at call start: the keys and how long we wait (GDPR Art. 7(1): the proof
-    names the prompt version)."""
-
-    window_seconds: int = 10
-    yes_digit: str = "1"
-    no_digit: str = "2"
-    stop_digit: str = "9"
-    prompt_version: str = "v1"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.window_seconds, bool) or not 1 <= self.window_seconds <= 120:
-            raise ValueError(f"the consent window must be 1-120 seconds, not {self.window_seconds!r}")
-        digits = (self.yes_digit, self.no_digit, self.stop_digit)
-        for digit in digits:
-            if digit not in _DIGITS:
-                raise ValueError(f"consent key {digit!r} is not one of 0-9, *, #, A-D")
-        if len(set(digits)) != 3:
-            raise ValueError("the consent yes, no and stop keys must be three different keys")
-        if not _PROMPT_VERSION.fullmatch(self.prompt_version):
-            raise ValueError(f"prompt version {self.prompt_version!r}: 1-40 of letters, digits and . _ -")
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ConsentTerms:
-        """From the policy's JSON; absent keys take the defaults, unknown keys are refused."""
-        unknown = set(data) - {"window_seconds", "yes_digit", "no_digit", "stop_digit", "prompt_version"}
-        if unknown:
-            raise ValueError(f"unknown consent terms: {', '.join(sorted(unknown))}")
-        window = data.get("window_seconds", 10)
-        if not isinstance(window, int):
-            raise ValueError(f"the consent window must be whole seconds, not {window!r}")
-        texts = {k: data[k] for k in ("yes_digit", "no_digit", "stop_digit", "prompt_version") if k in data}
-        for key, value in texts.items():
-            if not isinstance(value, str):
-                raise ValueError(f"consent {key} must be text, not {value!r}")
-        return cls(window_seconds=window, **texts)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "window_seconds": self.window_seconds,
-            "yes_digit": self.yes_digit,
-            "no_digit": self.no_digit,
-            "stop_digit": self.stop_digit,
-            "prompt_version": self.prompt_version,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetentionClass:
-    """How long recordings are kept: a preset (``tenant_id`` None) or a tenant's own class."""
-
-    id: int
-    code: str
-    name: str
-    days: int  # 0: not kept after hang-up
-    basis: Basis
-    source: str  # the statute or the reasoning
-    statutory: bool = False  # a legal floor: never shortened, erasure refused (Art. 17(3)(b))
-    max_days: int | None = None
-    tenant_id: UUID | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RetentionClass:
-        return cls(
-            id=row["id"],
-            code=row["code"],
-            name=row["name"],
-            days=row["days"],
-            basis=Basis(row["basis"]),
-            source=row["source"],
-            statutory=row["statutory"],
-            max_days=row["max_days"],
-            tenant_id=row["tenant_id"],
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "code": self.code,
-            "name": self.name,
-            "days": self.days,
-            "max_days": self.max_days,
-            "statutory": self.statutory,
-            "basis": self.basis.value,
-            "source": self.source,
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,8 @@ from datetime import datetime
 from types import MappingProxyType
 from uuid import UUID
 
-from .policy_rules import Policy, PolicyDirection, RetentionClass
+from .policy_rules import Policy, PolicyDirection
+from .retention_class import RetentionClass
 from .tenant_models import NumberKind, Tenant, TenantNumber, TenantSource
 
 __all__ = ["PolicySnapshot"]

@@ -22,7 +22,8 @@ from uuid import UUID
 from .audit import Actor, AuditEntry, AuditLog
 from .errors import translated
 from .models import format_timestamp
-from .subject_data import SubjectData, TenantRef
+from .tenant_lookup import find_tenant
+from .tenant_models import Tenant
 
 __all__ = [
     "PolicyLine",
@@ -150,7 +151,7 @@ class RetentionLine:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessingRecord:
     generated_at: datetime
-    controller: TenantRef
+    controller: Tenant
     processor: str
     policies: tuple[PolicyLine, ...]
     purposes: tuple[PurposeLine, ...]
@@ -191,7 +192,7 @@ class ProcessingRecord:
 
 def build_record(
     *,
-    controller: TenantRef,
+    controller: Tenant,
     processor: str,
     generated_at: datetime,
     policies: Sequence[PolicyLine],
@@ -293,7 +294,7 @@ class ProcessingRecords:
 
     async def build(self, tenant_id: UUID, *, processor: str, actor: Actor) -> ProcessingRecord:
         """The tenant's record as of now; its generation is audited (``ropa.export``)."""
-        controller = await SubjectData(self._pool).tenant(tenant_id)
+        controller = await find_tenant(self._pool, tenant_id)
         with translated("read the records of processing"):
             policy_rows = await self._pool.fetch(_POLICIES, tenant_id)
             kept = await self._pool.fetch(_KEPT_PURPOSES, tenant_id)

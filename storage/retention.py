@@ -16,24 +16,22 @@ and :mod:`storage.sweeper` load the facts, call these rules and write the outcom
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from .errors import LifecycleError, StatutoryFloorError, UnderHoldError
 from .models import format_timestamp
+from .retention_class import CLASS_CODE, Basis, RetentionClass
 
 __all__ = [
     "MAX_EXTRA_OPTIONS",
     "MAX_TENANT_CLASS_DAYS",
-    "Basis",
     "ErasureDecision",
     "ErasureRefusal",
     "RecordingRetention",
-    "RetentionClass",
+    "check_extra_options",
     "erasure_decision",
     "expiry",
     "plan_change",
@@ -43,76 +41,9 @@ __all__ = [
 
 MAX_EXTRA_OPTIONS = 4  # besides the default (GUIDE §3: "a default plus four selectable periods")
 MAX_TENANT_CLASS_DAYS = 3653  # ten years: longer than any limitation period a tenant could rely on
-_CODE = re.compile(r"^[a-z0-9_]{1,40}$")  # the table's CHECK
 SUPERVISORY_AUTHORITY = (
     "the Hungarian National Authority for Data Protection and Freedom of Information (NAIH, naih.hu)"
 )
-
-
-class Basis(enum.StrEnum):
-    """The lawful basis of processing (GDPR Art. 6(1))."""
-
-    LEGAL_OBLIGATION = "legal_obligation"  # (c)
-    CONSENT = "consent"  # (a)
-    LEGITIMATE_INTEREST = "legitimate_interest"  # (f)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetentionClass:
-    """A retention class: a preset every tenant may use (``tenant_id`` None) or a tenant's own."""
-
-    id: int
-    code: str
-    name: str
-    days: int  # 0: not kept after hang-up
-    basis: Basis
-    source: str  # the statute, or the reasoning behind the period
-    statutory: bool = False
-    max_days: int | None = None  # how far a statutory period may be extended on request
-    tenant_id: UUID | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "basis", Basis(self.basis))
-        if not _CODE.match(self.code):
-            raise ValueError(f"retention class code {self.code!r} is not 1-40 of a-z, 0-9 and _")
-        if self.days < 0:
-            raise ValueError("a retention period cannot be negative")
-        if self.max_days is not None and self.max_days < self.days:
-            raise ValueError("a retention class's maximum cannot be shorter than its period")
-        if self.statutory and self.basis is not Basis.LEGAL_OBLIGATION:
-            raise ValueError("only a legal obligation makes a retention period statutory")
-
-    @property
-    def preset(self) -> bool:
-        return self.tenant_id is None
-
-    @property
-    def not_kept(self) -> bool:
-        return self.days == 0
-
-    @property
-    def longest_days(self) -> int | None:
-        """The most days a recording in this class may be given; None: no limit (non-statutory)."""
-        if not self.statutory:
-            return None
-        return self.max_days if self.max_days is not None else self.days
-
-    def floor(self, started_at: datetime) -> datetime | None:
-        """Before this time a recording in a statutory class is neither shortened nor erased."""
-        return started_at + timedelta(days=self.days) if self.statutory else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "code": self.code,
-            "name": self.name,
-            "days": self.days,
-            "max_days": self.max_days,
-            "statutory": self.statutory,
-            "basis": self.basis.value,
-            "source": self.source,
-            "tenant_id": None if self.tenant_id is None else str(self.tenant_id),
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,14 +173,19 @@ def erasure_decision(recording: RecordingRetention, *, now: datetime) -> Erasure
     return ErasureDecision(allowed=True)
 
 
+def check_extra_options(count: int) -> None:
+    """A tenant offers its default and at most :data:`MAX_EXTRA_OPTIONS` more; ``ValueError`` beyond."""
+    if count > MAX_EXTRA_OPTIONS:
+        raise ValueError(
+            f"a tenant offers its default and at most {MAX_EXTRA_OPTIONS} more retention periods"
+        )
+
+
 def validate_options(
     tenant_id: UUID, default: RetentionClass, others: Sequence[RetentionClass]
 ) -> tuple[RetentionClass, ...]:
     """The tenant's selectable classes, default first; raises ``ValueError`` when they break the rules."""
-    if len(others) > MAX_EXTRA_OPTIONS:
-        raise ValueError(
-            f"a tenant offers its default and at most {MAX_EXTRA_OPTIONS} more retention periods"
-        )
+    check_extra_options(len(others))
     chosen = (default, *others)
     seen: set[int] = set()
     for option in chosen:
@@ -265,7 +201,7 @@ def validate_tenant_class(
     *, code: str, name: str, days: int, basis: Basis, source: str, preset_codes: Sequence[str]
 ) -> None:
     """A tenant's own class: never statutory (only the law makes a floor), and not named like a preset."""
-    if not _CODE.match(code):
+    if not CLASS_CODE.match(code):
         raise ValueError(f"retention class code {code!r} is not 1-40 of a-z, 0-9 and _")
     if code in preset_codes:
         raise ValueError(f"{code} is the code of a preset retention class; choose another")

@@ -1,8 +1,10 @@
 """Retention classes, a tenant's selectable periods, and changing how long one recording is kept.
 
 The rules are :mod:`storage.retention`'s; this service loads the facts, asks them, writes the outcome and the
-audit entry in one transaction. ``tenant_id`` scopes every call: a tenant acts only on its own recordings and
-classes; None is the operator, acting on any tenant's recording under that recording's tenant's rules.
+audit entry in one transaction. A tenant acts only on its own recordings and classes; a recording's retention
+is changed within a :data:`storage.scope.TenantScope` (``None``: the calls no tenant claimed;
+:data:`~storage.scope.ALL_TENANTS`: the operator, on any recording), always under the rules of that recording's
+own tenant.
 """
 
 from __future__ import annotations
@@ -17,24 +19,12 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from .audit import Actor, AuditEntry, AuditLog
 from .errors import translated
-from .lifecycle_rows import (
-    CLASS_COLUMNS,
-    Lock,
-    find_class,
-    find_tenant,
-    recording_facts,
-    retention_class,
-    tenant_options,
-)
+from .lifecycle_rows import CLASS_COLUMNS, Lock, find_class, recording_facts, tenant_options
 from .models import format_timestamp
-from .retention import (
-    MAX_EXTRA_OPTIONS,
-    Basis,
-    RetentionClass,
-    plan_change,
-    validate_options,
-    validate_tenant_class,
-)
+from .retention import check_extra_options, plan_change, validate_options, validate_tenant_class
+from .retention_class import Basis, RetentionClass
+from .scope import TenantScope
+from .tenant_lookup import find_tenant
 
 __all__ = ["RetentionChange", "RetentionOptions", "RetentionService"]
 
@@ -103,10 +93,10 @@ class RetentionService:
         self._clock = clock
 
     async def classes(self, tenant_id: UUID | None) -> list[RetentionClass]:
-        """The presets, then the tenant's own classes (None: the presets only)."""
+        """The presets, then the tenant's own classes (``None``: no tenant's, the presets only)."""
         with translated("list retention classes"):
             rows = await self._pool.fetch(_CLASSES, tenant_id)
-        return [retention_class(row) for row in rows]
+        return [RetentionClass.from_row(row) for row in rows]
 
     async def create_class(
         self,
@@ -136,7 +126,7 @@ class RetentionService:
                         )
                 except asyncpg.UniqueViolationError as exc:
                     raise ValueError(f"this tenant already has a retention class {code}") from exc
-            created = retention_class(row)
+            created = RetentionClass.from_row(row)
             await self._audit.append(
                 conn,
                 AuditEntry(
@@ -159,10 +149,7 @@ class RetentionService:
         self, tenant_id: UUID, default: str, others: Sequence[str], actor: Actor
     ) -> RetentionOptions:
         """Replace the tenant's options by class codes (presets or its own): the default and up to four more."""
-        if len(others) > MAX_EXTRA_OPTIONS:
-            raise ValueError(
-                f"a tenant offers its default and at most {MAX_EXTRA_OPTIONS} more retention periods"
-            )
+        check_extra_options(len(others))  # before looking any of them up
         async with self._pool.acquire() as conn, conn.transaction():
             await find_tenant(conn, tenant_id)
             before = await tenant_options(conn, tenant_id)
@@ -193,7 +180,7 @@ class RetentionService:
 
     async def change_retention(
         self,
-        tenant_id: UUID | None,
+        scope: TenantScope,
         recording_id: UUID,
         *,
         actor: Actor,
@@ -205,7 +192,7 @@ class RetentionService:
         if (class_code is None) == (days is None):
             raise ValueError("give either a retention class or a number of days")
         async with self._pool.acquire() as conn, conn.transaction():
-            facts = await recording_facts(conn, tenant_id, recording_id, lock=Lock.UPDATE)
+            facts = await recording_facts(conn, scope, recording_id, lock=Lock.UPDATE)
             target = None if class_code is None else await find_class(conn, facts.tenant_id, class_code)
             selectable = [] if facts.tenant_id is None else await tenant_options(conn, facts.tenant_id)
             new_expiry = plan_change(

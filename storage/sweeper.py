@@ -7,7 +7,7 @@ LOCKED``, one transaction per batch, so several nodes sweeping at once each take
 never wait on, nor delete twice, another's. Each deletion is :func:`storage.disposal.dispose` in a savepoint:
 one recording that fails (a file that cannot be removed) is counted and left for the next pass, the rest of
 its batch goes on. A pass writes one audit entry with its counts, not one per recording; the disposal log has
-the per-recording rows.
+the per-recording rows. A pass is the operator's: it covers every tenant's recordings and the unclaimed ones.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from .audit import Actor, AuditEntry, AuditLog
 from .blobs import FileBlobStore
+from .consent import RecordingConsent
 from .disposal import DisposalReason, dispose
 from .errors import CatalogueError, NotFoundError, UnderHoldError, translated
-from .lifecycle_rows import ACTIVE_HOLD_ON, FACT_COLUMNS, ConsentState, RecordingFacts
+from .lifecycle_rows import ACTIVE_HOLD_ON, FACT_COLUMNS, RecordingFacts
 from .models import format_timestamp
 
 __all__ = ["SweepItem", "SweepReport", "Sweeper"]
@@ -112,7 +112,7 @@ class Sweeper:
         node: str | None = None,
     ) -> None:
         self._pool = pool
-        self._root: Path = blobs.root
+        self._blobs = blobs
         self._audit = audit
         self._clock = clock
         self._node = node or socket.gethostname()
@@ -223,16 +223,15 @@ class Sweeper:
 
     async def _delete_one(self, conn: Any, facts: RecordingFacts, outcome: _Batch) -> None:
         item = _item(facts)
-        try:
-            async with conn.transaction():  # a savepoint: one failure leaves the rest of the batch alone
-                await dispose(
-                    conn,
-                    facts,
-                    reason=item.reason,
-                    disposed_by=self.disposed_by,
-                    now=self._clock(),
-                    root=self._root,
-                )
+        try:  # dispose() runs in a savepoint: one failure leaves the rest of the batch alone
+            await dispose(
+                conn,
+                facts,
+                reason=item.reason,
+                disposed_by=self.disposed_by,
+                now=self._clock(),
+                blobs=self._blobs,
+            )
         except UnderHoldError:  # a hold placed since the claim
             outcome.skipped.append(facts.id)
             outcome.held += 1
@@ -254,8 +253,8 @@ class _Batch:
 
 # A consent-based call refused or withdrawn is logged as such, also when the sweeper is what deletes it.
 _CONSENT_REASONS = {
-    ConsentState.WITHDRAWN: DisposalReason.CONSENT_WITHDRAWN,
-    ConsentState.REFUSED: DisposalReason.CONSENT_REFUSED,
+    RecordingConsent.WITHDRAWN: DisposalReason.CONSENT_WITHDRAWN,
+    RecordingConsent.REFUSED: DisposalReason.CONSENT_REFUSED,
 }
 
 

@@ -18,10 +18,11 @@ from uuid import UUID, uuid4
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from .audit import Actor, AuditEntry, AuditLog
-from .errors import CatalogueError, LifecycleError, NotFoundError, translated
+from .errors import ConflictError, LifecycleError, NotFoundError, translated
 from .phone import DEFAULT_REGION
 from .policies import publish_change
 from .policy_rules import Policy
+from .tenant_lookup import TENANT_COLUMNS, find_tenant
 from .tenant_models import (
     NumberKind,
     Tenant,
@@ -36,19 +37,10 @@ from .tenant_models import (
     parse_slug,
 )
 
-__all__ = ["ConflictError", "TenantStore"]
+__all__ = ["TenantStore"]
 
 _HINT_LOCK = 0x48_54_68_69_6E_74  # "HThint": hint changes are serialised so two tenants never share one
-_TENANT_COLUMNS = "id, slug, name, region, hints, created_at, updated_at"
 _NUMBER_COLUMNS = "id, tenant_id, kind, value, label, created_at"
-
-
-class ConflictError(CatalogueError):
-    """The slug, hint, number, range or network is already taken."""
-
-    def __init__(self, message: str, *, owner_slug: str | None = None) -> None:
-        super().__init__(message)
-        self.owner_slug = owner_slug
 
 
 class TenantStore:
@@ -82,7 +74,7 @@ class TenantStore:
                     f"""
                     INSERT INTO tenants (id, slug, name, region, hints, created_at, updated_at)
                     VALUES ($1, $2, $3, $4, $5, $6, $6)
-                    RETURNING {_TENANT_COLUMNS}
+                    RETURNING {TENANT_COLUMNS}
                     """,  # noqa: S608
                     uuid4(),
                     slug,
@@ -97,29 +89,13 @@ class TenantStore:
                 )
                 return tenant
 
-    async def get(self, tenant_id: UUID) -> Tenant:
-        with translated("read a tenant"):
-            row = await self._pool.fetchrow(
-                f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = $1",  # noqa: S608
-                tenant_id,
-            )
-        if row is None:
-            raise NotFoundError(f"no tenant {tenant_id}")
-        return Tenant.from_row(row)
-
-    async def get_by_slug(self, slug: str) -> Tenant:
-        with translated("read a tenant"):
-            row = await self._pool.fetchrow(
-                f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE slug = $1",  # noqa: S608
-                slug.strip().lower(),
-            )
-        if row is None:
-            raise NotFoundError(f"no tenant {slug!r}")
-        return Tenant.from_row(row)
+    async def get(self, slug_or_id: str | UUID) -> Tenant:
+        """A tenant by its id or slug (:func:`storage.tenant_lookup.find_tenant`)."""
+        return await find_tenant(self._pool, slug_or_id)
 
     async def list(self) -> builtins.list[Tenant]:
         with translated("list tenants"):
-            rows = await self._pool.fetch(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY slug")  # noqa: S608
+            rows = await self._pool.fetch(f"SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug")  # noqa: S608
         return [Tenant.from_row(row) for row in rows]
 
     async def update(
@@ -134,7 +110,7 @@ class TenantStore:
         with translated("update a tenant"):
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _HINT_LOCK)
-                old = await self._tenant(conn, tenant_id, for_update=True)
+                old = await find_tenant(conn, tenant_id, for_update=True)
                 new_name = old.name if name is None else _name(name)
                 new_hints = old.hints if hints is None else parse_hints(hints)
                 if (new_name, new_hints) == (old.name, old.hints):
@@ -142,7 +118,7 @@ class TenantStore:
                 await self._check_hints(conn, tenant_id, new_hints)
                 row = await conn.fetchrow(
                     f"""
-                    UPDATE tenants SET name = $2, hints = $3 WHERE id = $1 RETURNING {_TENANT_COLUMNS}
+                    UPDATE tenants SET name = $2, hints = $3 WHERE id = $1 RETURNING {TENANT_COLUMNS}
                     """,  # noqa: S608
                     tenant_id,
                     new_name,
@@ -167,7 +143,7 @@ class TenantStore:
         recordings (erase them first), active holds, or access-request and withdrawal records kept as proof."""
         with translated("delete a tenant"):
             async with self._pool.acquire() as conn, conn.transaction():
-                tenant = await self._tenant(conn, tenant_id, for_update=True)
+                tenant = await find_tenant(conn, tenant_id, for_update=True)
                 counts = await conn.fetchrow(
                     """
                     SELECT (SELECT count(*) FROM recordings WHERE tenant_id = $1) AS recordings,
@@ -223,7 +199,7 @@ class TenantStore:
         """Add a DID (any written form, read in the tenant's region), a range or an extension."""
         with translated("add a number"):
             async with self._pool.acquire() as conn, conn.transaction():
-                tenant = await self._tenant(conn, tenant_id)
+                tenant = await find_tenant(conn, tenant_id)
                 value = _parse_number(text, kind, tenant.region)
                 await self._check_number_free(conn, tenant, kind, value)
                 try:
@@ -296,7 +272,7 @@ class TenantStore:
         the stored value itself."""
         with translated("find a number"):
             async with self._pool.acquire() as conn:
-                tenant = await self._tenant(conn, tenant_id)
+                tenant = await find_tenant(conn, tenant_id)
                 candidates: builtins.list[tuple[str, str]] = []
                 for kind in NumberKind:
                     try:
@@ -322,7 +298,7 @@ class TenantStore:
     async def numbers(self, tenant_id: UUID) -> builtins.list[TenantNumber]:
         with translated("list numbers"):
             async with self._pool.acquire() as conn:
-                await self._tenant(conn, tenant_id)
+                await find_tenant(conn, tenant_id)
                 rows = await conn.fetch(
                     f"SELECT {_NUMBER_COLUMNS} FROM tenant_numbers WHERE tenant_id = $1 ORDER BY kind, value",  # noqa: S608
                     tenant_id,
@@ -336,7 +312,7 @@ class TenantStore:
         parsed = parse_network(network)
         with translated("add a source network"):
             async with self._pool.acquire() as conn, conn.transaction():
-                await self._tenant(conn, tenant_id)
+                await find_tenant(conn, tenant_id)
                 owner = await conn.fetchval(
                     "SELECT t.slug FROM tenant_sources s JOIN tenants t ON t.id = s.tenant_id WHERE s.network = $1",
                     parsed,
@@ -386,7 +362,7 @@ class TenantStore:
     async def sources(self, tenant_id: UUID) -> builtins.list[TenantSource]:
         with translated("list source networks"):
             async with self._pool.acquire() as conn:
-                await self._tenant(conn, tenant_id)
+                await find_tenant(conn, tenant_id)
                 rows = await conn.fetch(
                     "SELECT network, tenant_id, created_at FROM tenant_sources WHERE tenant_id = $1 ORDER BY network",
                     tenant_id,
@@ -394,13 +370,6 @@ class TenantStore:
         return [TenantSource.from_row(row) for row in rows]
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    async def _tenant(self, conn: Any, tenant_id: UUID, *, for_update: bool = False) -> Tenant:
-        lock = " FOR UPDATE" if for_update else ""
-        row = await conn.fetchrow(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = $1{lock}", tenant_id)  # noqa: S608
-        if row is None:
-            raise NotFoundError(f"no tenant {tenant_id}")
-        return Tenant.from_row(row)
-
     async def _check_hints(self, conn: Any, tenant_id: UUID | None, hints: tuple[str, ...]) -> None:
         if not hints:
             return

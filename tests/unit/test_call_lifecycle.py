@@ -11,8 +11,10 @@ from siprec_server.consent import ConsentGiven, ConsentNoAnswer, ConsentRefused,
 from siprec_server.lifecycle import expires_at, judge_consent, recording_fields
 from siprec_server.siprec import ChannelLayout
 from storage.attribution import AttributedBy
+from storage.consent_terms import ConsentTerms
 from storage.decision import Decision, DecisionReason
-from storage.policy_rules import Basis, CallDirection, ConsentTerms, RetentionClass
+from storage.policy_rules import CallDirection
+from storage.retention_class import Basis, RetentionClass
 
 CONSENT_CLASS = RetentionClass(
     id=4, code="consent", name="Consent", days=365, basis=Basis.CONSENT, source="Art. 7"

@@ -248,3 +248,38 @@ async def test_erase_and_consent_withdrawal(hangtar: Hangtar) -> None:
     assert code == 3
     code, _, err = await hangtar("consent", "withdraw", "--tenant", "acme", "nobody")
     assert code == 2 and "not a phone number" in err
+
+
+async def test_tenant_system_and_operator_scopes(hangtar: Hangtar) -> None:
+    acme = await make_tenant(hangtar.pool, "acme")
+    mine = await add_recording(hangtar.pool, hangtar.blobs, tenant_id=acme, numbers=(OTHER,))
+    unclaimed = await add_recording(
+        hangtar.pool, hangtar.blobs, tenant_id=None, numbers=(OTHER,), started_at=T0 + timedelta(hours=1)
+    )
+    # a tenant reaches neither the unclaimed calls nor, with --system, its own
+    code, _, err = await hangtar("retention", "set", unclaimed.reference, "--days", "90", "--tenant", "acme")
+    assert code == 3 and "no recording" in err
+    code, _, _ = await hangtar("retention", "set", mine.reference, "--days", "90", "--system")
+    assert code == 3
+    changed = await hangtar.json("retention", "set", unclaimed.reference, "--days", "90", "--system")
+    assert changed["new_expires_at"].startswith("2027-02-26T15:03:07")
+    # a hold on a number is a tenant's or the operator's; --system holds one unclaimed recording
+    code, _, err = await hangtar("holds", "place", "--number", OTHER, "--reason", "dispute", "--system")
+    assert code == 2 and "--system goes with --recording" in err
+    held = await hangtar.json(
+        "holds", "place", "--recording", unclaimed.reference, "--reason", "dispute", "--system"
+    )
+    assert held["tenant_id"] is None and held["covered"] == [str(unclaimed.id)]
+    assert [h["id"] for h in await hangtar.json("holds", "list", "--tenant", "acme")] == []
+    assert [h["id"] for h in await hangtar.json("holds", "list", "--system")] == [held["id"]]
+    assert [h["id"] for h in await hangtar.json("holds", "list")] == [held["id"]]
+    # --system erases the unclaimed calls only (the held one is refused); the tenant's stays
+    code, out, _ = await hangtar("erase", "--number", "+36 20 555 0123", "--system")
+    assert code == 4 and f"{unclaimed.reference}  refused" in out and mine.reference not in out
+    assert await row(hangtar.pool, mine.id) is not None
+    with pytest.raises(SystemExit):  # a withdrawal is always for one controller
+        parser().parse_args(["consent", "withdraw", OTHER])
+    assert "one of the arguments --tenant --system is required" in hangtar.capsys.readouterr().err
+    # without --tenant or --system: the operator, on any tenant's recording
+    erased = await hangtar.json("erase", mine.reference)
+    assert erased["reference"] == mine.reference and await row(hangtar.pool, mine.id) is None

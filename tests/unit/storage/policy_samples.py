@@ -7,15 +7,10 @@ import itertools
 from collections.abc import Sequence
 from uuid import UUID, uuid5
 
-from storage.policy_rules import (
-    Basis,
-    CallDirection,
-    ConsentTerms,
-    Policy,
-    PolicyDirection,
-    RetentionClass,
-)
+from storage.consent_terms import ConsentTerms
+from storage.policy_rules import CallDirection, Policy, PolicyDirection
 from storage.policy_snapshot import PolicySnapshot
+from storage.retention_class import Basis, RetentionClass
 from storage.tenant_models import NumberKind, Tenant, TenantNumber, TenantSource, parse_network
 
 INBOUND, OUTBOUND = CallDirection.INBOUND, CallDirection.OUTBOUND

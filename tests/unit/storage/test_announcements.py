@@ -15,8 +15,10 @@ from storage.announcements import (
     spell_reference,
 )
 from storage.attribution import CallContext
+from storage.consent_terms import ConsentTerms
 from storage.decision import Decision, decide
-from storage.policy_rules import Basis, ConsentTerms, PolicyDirection
+from storage.policy_rules import PolicyDirection
+from storage.retention_class import Basis
 
 from .policy_samples import World
 
@@ -148,6 +150,19 @@ def test_keys_are_named_with_the_right_hungarian_article_and_suffix(
     assert f"{en[0]}; to refuse, {en[1]}." in text_en.text
     assert text_en.text.endswith(f"{en[2]}.")
     assert f"{terms.window_seconds} másodpercen belül" in text_hu.text
+
+
+def test_a_fractional_window_is_read_with_the_decimal_mark_of_each_language() -> None:
+    w = World(system_policy=False)
+    tenant = w.tenant("acme", "Acme Kft.", hints=["acme"])
+    w.policy(tenant, retention="consent", basis=Basis.CONSENT)
+    w.policies[-1] = replace(w.policies[-1], consent=ConsentTerms(window_seconds=7.5))
+    decision = decide(w.snapshot(), CallContext(tenant_hint="acme"))
+    text_hu = announcement(decision, REFERENCE, Language.HU)
+    text_en = announcement(decision, REFERENCE, Language.EN)
+    assert text_hu is not None and text_en is not None
+    assert "Ha 7,5 másodpercen belül nem választ" in text_hu.text
+    assert "If you do not answer within 7.5 seconds" in text_en.text
 
 
 @pytest.mark.parametrize(

@@ -83,3 +83,30 @@ def test_missing_file_is_reported_as_such(tmp_path: Path) -> None:
     path = store.path_for(RECORDING_ID, datetime(2026, 11, 28, tzinfo=UTC), "flac")
     with pytest.raises(FileNotFoundError):
         store.sha256(path)
+
+
+def test_remove_frees_the_files_bytes_and_a_missing_file_frees_none(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "recordings")
+    path = store.path_for(RECORDING_ID, datetime(2026, 11, 28, 14, 3, tzinfo=UTC), "wav")
+    write_call_audio(path, 2.0)
+    size = path.stat().st_size
+    relative = path.relative_to(store.root)
+    assert store.resolve(relative) == path.resolve()
+    assert store.remove(relative) == size and not path.exists()
+    assert store.remove(path) == 0  # already gone: an earlier attempt removed it
+    assert path.parent.is_dir()  # only the file goes
+
+
+def test_remove_never_touches_a_file_outside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "recordings"
+    root.mkdir()
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"tenant key")
+    (root / "escape.flac").symlink_to(secret)
+    store = FileBlobStore(root)
+    for path in (secret, "../secret.key", root / "2026" / ".." / ".." / "secret.key", "escape.flac"):
+        with pytest.raises(ValueError, match="outside the recordings directory"):
+            store.remove(path)
+        with pytest.raises(ValueError, match="outside the recordings directory"):
+            store.resolve(path)
+    assert secret.read_bytes() == b"tenant key" and (root / "escape.flac").is_symlink()

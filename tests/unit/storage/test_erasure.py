@@ -19,6 +19,7 @@ from storage.errors import CatalogueError, LifecycleError, NotFoundError, Statut
 from storage.holds import HoldService
 from storage.lifecycle_rows import Lock, recording_facts
 from storage.retention import ErasureRefusal
+from storage.scope import ALL_TENANTS
 from storage.sweeper import Sweeper
 
 from .retention_samples import (
@@ -123,7 +124,7 @@ async def test_a_replaced_master_still_on_disk_goes_too(
     await pool.execute(
         "UPDATE recordings SET file_path = $2, format = 'wav' WHERE id = $1", call.id, str(wav)
     )
-    disposal = await erasure.erase(None, call.id, ANNA, "operator clean-up")
+    disposal = await erasure.erase(ALL_TENANTS, call.id, ANNA, "operator clean-up")
     assert disposal.files == 2 and not wav.exists() and not call.path.exists()
 
 
@@ -271,7 +272,7 @@ async def test_the_hold_trigger_stops_a_deletion_before_any_file_is_removed(
                     reason=DisposalReason.EXPIRED,
                     disposed_by="t",
                     now=clock.now,
-                    root=blobs.root,
+                    blobs=blobs,
                 )
     assert call.path.exists() and await row(pool, call.id) is not None and (await key_state(pool, call.id))[0]
 
@@ -315,7 +316,7 @@ async def test_a_hold_on_the_number_keeps_even_a_call_that_was_not_to_be_kept(
     pool: asyncpg.Pool, blobs: FileBlobStore, erasure: ErasureService, clock: Clock
 ) -> None:
     await HoldService(pool, audit=AuditLog(clock=clock), clock=clock).place_on_number(
-        None, CALLER, reason="police request 01000/1234/2026", actor=BELA
+        ALL_TENANTS, CALLER, reason="police request 01000/1234/2026", actor=BELA
     )
     call = await add_recording(pool, blobs, tenant_id=None, class_code="none")
     with pytest.raises(UnderHoldError, match="police request"):

@@ -17,6 +17,7 @@ from storage.erasure import ErasureService
 from storage.errors import LifecycleError, NotFoundError, TwoPersonRuleError, UnderHoldError
 from storage.hold_rules import Hold, HoldState, check_approval, check_release_request, covers
 from storage.holds import HoldFilter, HoldService
+from storage.scope import ALL_TENANTS
 
 from .retention_samples import CALLEE, CALLER, OTHER, T0, Clock, add_recording, make_tenant, outbox, row
 
@@ -183,7 +184,7 @@ async def test_a_number_hold_in_any_written_form_covers_its_calls_in_range_now_a
     ):
         assert (not await deletable(pool, call.id)) is held
     # the operator's hold covers every tenant's calls of the number
-    operator = await holds.place_on_number(None, "+36 1 234 5678", reason=REASON, actor=BELA)
+    operator = await holds.place_on_number(ALL_TENANTS, "+36 1 234 5678", reason=REASON, actor=BELA)
     assert set(operator.covered) == {early.id, inside.id, other_tenant.id, later.id}
     with pytest.raises(ValueError, match="not a phone number"):
         await holds.place_on_number(acme, "anonymous", reason=REASON, actor=ANNA)
@@ -227,8 +228,8 @@ async def test_a_one_person_release_is_refused_and_two_people_release_it(
 
 
 async def test_the_table_itself_refuses_a_one_person_release(pool: asyncpg.Pool, holds: HoldService) -> None:
-    placed = await holds.place_on_number(None, CALLER, reason=REASON, actor=ANNA)
-    await holds.request_release(None, placed.hold.id, ANNA)
+    placed = await holds.place_on_number(ALL_TENANTS, CALLER, reason=REASON, actor=ANNA)
+    await holds.request_release(ALL_TENANTS, placed.hold.id, ANNA)
     with pytest.raises(asyncpg.CheckViolationError, match="holds_two_people"):
         await pool.execute(
             "UPDATE holds SET released_by = 'anna@example.hu', released_at = now() WHERE id = $1",
@@ -245,14 +246,14 @@ async def test_another_tenants_holds_are_not_found(
     with pytest.raises(NotFoundError):
         await holds.place_on_recording(acme, call.id, reason=REASON, actor=ANNA)
     theirs = await holds.place_on_recording(globex, call.id, reason=REASON, actor=ANNA)
-    operator = await holds.place_on_number(None, OTHER, reason=REASON, actor=ANNA)
+    operator = await holds.place_on_number(ALL_TENANTS, OTHER, reason=REASON, actor=ANNA)
     for hold_id in (theirs.hold.id, operator.hold.id):
         with pytest.raises(NotFoundError):
             await holds.get(acme, hold_id)
         with pytest.raises(NotFoundError):
             await holds.request_release(acme, hold_id, ANNA)
     assert await holds.list(acme) == []
-    assert {h.id for h in await holds.list(None)} == {theirs.hold.id, operator.hold.id}
-    assert (await holds.get(None, theirs.hold.id)).placed_at == datetime(
+    assert {h.id for h in await holds.list(ALL_TENANTS)} == {theirs.hold.id, operator.hold.id}
+    assert (await holds.get(ALL_TENANTS, theirs.hold.id)).placed_at == datetime(
         2026, 11, 29, 14, 3, 7, 250_000, tzinfo=UTC
     )

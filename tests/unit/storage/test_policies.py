@@ -16,18 +16,12 @@ from hypothesis import strategies as st
 from storage import Catalogue
 from storage.attribution import AttributedBy, CallContext
 from storage.audit import Actor, AuditLog
+from storage.consent_terms import ConsentTerms, ConsentTermsError
 from storage.decision import Decision, DecisionReason, decide
-from storage.errors import NotFoundError
+from storage.errors import NotFoundError, PolicyRuleError
 from storage.policies import POLICY_CHANNEL, PolicyScope, PolicyStore
-from storage.policy_rules import (
-    Basis,
-    ConsentTerms,
-    PolicyDirection,
-    PolicyRuleError,
-    PolicySpec,
-    ScopeKind,
-    validate_policy,
-)
+from storage.policy_rules import PolicyDirection, PolicySpec, ScopeKind, validate_policy
+from storage.retention_class import Basis
 from storage.tenant_models import NumberKind
 from storage.tenants import TenantStore
 
@@ -106,6 +100,25 @@ def test_consent_terms() -> None:
         {"language": "hu"},
     ):
         with pytest.raises(ValueError):
+            ConsentTerms.from_json(bad)
+
+
+def test_consent_terms_are_the_stricter_set_both_the_policy_and_the_gate_accept() -> None:
+    stored = ConsentTerms.from_json(
+        {"window_seconds": 7.5, "yes_digit": "a", "no_digit": 0, "prompt_version": "2026-11 HU/EN"}
+    )
+    assert stored.to_json() == {
+        "window_seconds": 7.5,
+        "yes_digit": "A",
+        "no_digit": "0",
+        "stop_digit": "9",
+        "prompt_version": "2026-11 HU/EN",
+    }
+    whole = ConsentTerms.parse(ConsentTerms(window_seconds=15.0).to_json())
+    assert whole.window_seconds == 15 and type(whole.window_seconds) is int  # read out as "15 seconds"
+    assert ConsentTerms(prompt_version="v" * 40).prompt_version == "v" * 40
+    for bad in ({"prompt_version": "v" * 41}, {"prompt_version": "hu\tv2"}, {"window_seconds": 120.5}):
+        with pytest.raises(ConsentTermsError):
             ConsentTerms.from_json(bad)
 
 

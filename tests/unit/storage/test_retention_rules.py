@@ -11,16 +11,15 @@ from hypothesis import strategies as st
 
 from storage.errors import LifecycleError, StatutoryFloorError, UnderHoldError
 from storage.retention import (
-    Basis,
     ErasureRefusal,
     RecordingRetention,
-    RetentionClass,
     erasure_decision,
     expiry,
     plan_change,
     validate_options,
     validate_tenant_class,
 )
+from storage.retention_class import Basis, RetentionClass
 
 T0 = datetime(2026, 11, 28, 14, 3, 7, 250_000, tzinfo=UTC)
 HANG_UP = T0 + timedelta(seconds=94.5)

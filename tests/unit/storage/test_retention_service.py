@@ -12,8 +12,9 @@ import pytest
 from storage import FileBlobStore
 from storage.audit import Actor, AuditLog
 from storage.errors import LifecycleError, NotFoundError, StatutoryFloorError, UnderHoldError
-from storage.retention import Basis
+from storage.retention_class import Basis
 from storage.retention_service import RetentionService
+from storage.scope import ALL_TENANTS
 
 from .retention_samples import T0, Clock, add_recording, audit_actions, make_tenant, row
 
@@ -207,4 +208,6 @@ async def test_another_tenants_recording_is_not_found(
     with pytest.raises(NotFoundError):
         await service.change_retention(acme, uuid4(), days=1, actor=ANNA)
     # the operator acts on any tenant's recording under that tenant's rules
-    assert (await service.change_retention(None, call.id, days=1, actor=ANNA)).new_class == "quality_60d"
+    assert (
+        await service.change_retention(ALL_TENANTS, call.id, days=1, actor=ANNA)
+    ).new_class == "quality_60d"

@@ -12,9 +12,10 @@ import pytest
 
 from storage import Catalogue
 from storage.audit import Actor, AuditLog
-from storage.errors import LifecycleError, NotFoundError
+from storage.errors import ConflictError, LifecycleError, NotFoundError
 from storage.policies import PolicyScope, PolicyStore
-from storage.policy_rules import Basis, PolicySpec
+from storage.policy_rules import PolicySpec
+from storage.retention_class import Basis
 from storage.tenant_models import (
     NumberKind,
     parse_did,
@@ -24,7 +25,7 @@ from storage.tenant_models import (
     parse_region,
     parse_slug,
 )
-from storage.tenants import ConflictError, TenantStore
+from storage.tenants import TenantStore
 
 from .samples import new_recording
 
@@ -163,7 +164,7 @@ async def test_create_get_list_and_audit(store: TenantStore, pool: asyncpg.Pool)
     assert acme.hints == ("SP-HU-0042/Budapest Iroda",)  # one hint, whatever its case
     assert acme.region == "HU"
     assert await store.get(acme.id) == acme
-    assert await store.get_by_slug("ACME") == acme
+    assert await store.get("ACME") == acme
     zeta = await store.create(slug="zeta", name="Zéta Bt.", region="AT", actor=ANNA)
     assert [t.slug for t in await store.list()] == ["acme", "zeta"]
     assert zeta.region == "AT"
@@ -177,7 +178,7 @@ async def test_create_get_list_and_audit(store: TenantStore, pool: asyncpg.Pool)
     with pytest.raises(NotFoundError):
         await store.get(uuid4())
     with pytest.raises(NotFoundError):
-        await store.get_by_slug("nincs")
+        await store.get("nincs")
 
 
 async def test_slug_and_hints_are_unique(store: TenantStore, pool: asyncpg.Pool) -> None:
