@@ -30,10 +30,16 @@ libsndfile, Opus and MP3 through FFmpeg's libopus and LAME (PyAV).
 
 Output is written under a temporary name beside the target, checked (readable, same channels, same length),
 hashed, and renamed over the target: a reader never sees half a file, and a crash leaves only a ``.part``.
+
+Files are plain by default. A deployment that encrypts recordings at rest passes :class:`FileAccess`: the
+master is then read, and the rendition written and read back, through its binary file objects (libsndfile's
+virtual I/O, FFmpeg's AVIO), so no plaintext reaches the disk; the SHA-256 is of the plaintext and the size is
+of the file as stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import os
@@ -42,7 +48,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -52,6 +58,7 @@ import soundfile
 __all__ = [
     "RENDITION_FORMATS",
     "EncodeSettings",
+    "FileAccess",
     "OutputFormat",
     "TranscodeError",
     "TranscodeResult",
@@ -113,14 +120,27 @@ class EncodeSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FileAccess:
+    """How :func:`transcode` reaches files that are not plain on disk: ``open_read`` gives a readable, seekable
+    binary file of a file's plaintext (the master; the rendition when it is read back), ``open_write`` a
+    writable, seekable one that stores what is written (the rendition) and is finished by ``close()``.
+
+    Errors these objects raise inside libsndfile are swallowed by it (it fails with its own error, reported as
+    a :class:`TranscodeError`); check a master's integrity before transcoding it."""
+
+    open_read: Callable[[Path], BinaryIO]
+    open_write: Callable[[Path], BinaryIO]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TranscodeResult:
     format: OutputFormat
     path: str
     frames: int  # of the master
     sample_rate: int  # of the master
     channels: int
-    size_bytes: int
-    sha256: str
+    size_bytes: int  # of the file as stored
+    sha256: str  # of its content (the plaintext, with FileAccess)
 
     @property
     def duration(self) -> float:
@@ -132,8 +152,11 @@ def transcode(
     target: str | os.PathLike[str],
     fmt: OutputFormat | str,
     settings: EncodeSettings | None = None,
+    *,
+    files: FileAccess | None = None,
 ) -> TranscodeResult:
-    """Write ``source`` (any file libsndfile reads; normally the FLAC master) to ``target`` in ``fmt``.
+    """Write ``source`` (any file libsndfile reads; normally the FLAC master) to ``target`` in ``fmt``; with
+    ``files``, both are read and written through it (encrypted at rest), else as plain files.
 
     Raises :class:`TranscodeError` for a master that cannot be rendered in ``fmt``; ``target`` is then left
     as it was. Blocking: run it in a worker process or thread.
@@ -145,21 +168,22 @@ def transcode(
     target_path = Path(target)
     temporary = target_path.with_name(f".{target_path.name}.{uuid.uuid4().hex[:12]}.part")
     try:
-        with _open_master(source) as master:
+        with _open_master(source, files) as master:
             channels, rate, frames = master.channels, master.samplerate, master.frames
             if frames <= 0:
                 raise TranscodeError(f"{source} holds no audio")
             blocks = _blocks(master)
-            if fmt is OutputFormat.WAV:
-                _write_wav(temporary, blocks, channels, rate, frames)
-            elif fmt is OutputFormat.OPUS:
-                _write_av(temporary, blocks, channels, rate, _opus_stream(settings, channels, rate))
-            else:
-                if channels > 2:
-                    raise TranscodeError(f"MP3 holds one or two channels; this recording has {channels}")
-                _write_av(temporary, blocks, channels, rate, _mp3_stream(settings, rate))
-        _check(temporary, channels, frames / rate)
-        size, digest = temporary.stat().st_size, _sha256(temporary)
+            with _opened(temporary, files) as out:
+                if fmt is OutputFormat.WAV:
+                    _write_wav(out, blocks, channels, rate, frames)
+                elif fmt is OutputFormat.OPUS:
+                    _write_av(out, blocks, channels, rate, _opus_stream(settings, channels, rate))
+                else:
+                    if channels > 2:
+                        raise TranscodeError(f"MP3 holds one or two channels; this recording has {channels}")
+                    _write_av(out, blocks, channels, rate, _mp3_stream(settings, rate))
+        _check(temporary, channels, frames / rate, files)
+        size, digest = temporary.stat().st_size, _sha256(temporary, files)
         temporary.replace(target_path)
     except av.error.FFmpegError as exc:
         temporary.unlink(missing_ok=True)
@@ -178,13 +202,29 @@ def transcode(
     )
 
 
-def _open_master(source: str | os.PathLike[str]) -> soundfile.SoundFile:
+@contextlib.contextmanager
+def _open_master(source: str | os.PathLike[str], files: FileAccess | None) -> Iterator[soundfile.SoundFile]:
     if not Path(source).is_file():
         raise TranscodeError(f"the master {source} does not exist")
-    try:
-        return soundfile.SoundFile(os.fspath(source))
-    except soundfile.LibsndfileError as exc:
-        raise TranscodeError(f"the master {source} is unreadable: {exc}") from exc
+    with contextlib.ExitStack() as stack:
+        handle: str | BinaryIO = os.fspath(source)
+        if files is not None:
+            handle = stack.enter_context(files.open_read(Path(source)))
+        try:
+            master = stack.enter_context(soundfile.SoundFile(handle))
+        except soundfile.LibsndfileError as exc:
+            raise TranscodeError(f"the master {source} is unreadable: {exc}") from exc
+        yield master
+
+
+@contextlib.contextmanager
+def _opened(path: Path, files: FileAccess | None) -> Iterator[str | BinaryIO]:
+    """Where the encoder writes: the path itself, or a file object of ``files`` closed (finished) after."""
+    if files is None:
+        yield str(path)
+        return
+    with files.open_write(path) as out:
+        yield out
 
 
 def _blocks(master: soundfile.SoundFile) -> Iterator[Frames]:
@@ -198,10 +238,12 @@ def _blocks(master: soundfile.SoundFile) -> Iterator[Frames]:
         yield block
 
 
-def _write_wav(path: Path, blocks: Iterator[Frames], channels: int, rate: int, frames: int) -> None:
+def _write_wav(
+    target: str | BinaryIO, blocks: Iterator[Frames], channels: int, rate: int, frames: int
+) -> None:
     container = "RF64" if frames * channels * 2 > _RIFF_LIMIT else "WAV"
     with soundfile.SoundFile(
-        str(path), "w", samplerate=rate, channels=channels, format=container, subtype="PCM_16"
+        target, "w", samplerate=rate, channels=channels, format=container, subtype="PCM_16"
     ) as out:
         for block in blocks:
             out.write(block)
@@ -242,11 +284,13 @@ def _mp3_stream(settings: EncodeSettings, rate: int) -> _StreamPlan:
     )
 
 
-def _write_av(path: Path, blocks: Iterator[Frames], channels: int, rate: int, plan: _StreamPlan) -> None:
+def _write_av(
+    target: str | BinaryIO, blocks: Iterator[Frames], channels: int, rate: int, plan: _StreamPlan
+) -> None:
     layout = _LAYOUTS.get(channels)
     if layout is None:
         raise TranscodeError(f"{plan.codec} cannot encode {channels} channels")
-    with av.open(str(path), "w", format=plan.container) as container:
+    with av.open(target, "w", format=plan.container) as container:
         stream: Any = container.add_stream(plan.codec, rate=plan.rate, layout=layout)
         stream.codec_context.bit_rate = plan.bit_rate
         stream.codec_context.options = dict(plan.options)
@@ -285,11 +329,15 @@ def _resampler(layout: str, rate: int, plan: _StreamPlan) -> Callable[[Any], lis
     return run
 
 
-def _check(path: Path, channels: int, seconds: float) -> None:
+def _check(path: Path, channels: int, seconds: float, files: FileAccess | None) -> None:
     """The rendition reads back with the master's channels and length (Opus: pre-skip and end trimming
     applied, RFC 7845 §4; MP3: the LAME tag's delay and padding)."""
     try:
-        info = soundfile.info(str(path))
+        if files is None:
+            info = soundfile.info(str(path))
+        else:
+            with files.open_read(path) as stored:
+                info = soundfile.info(stored)
     except soundfile.LibsndfileError as exc:
         raise TranscodeError(f"the encoded file does not read back: {exc}") from exc
     length = info.frames / info.samplerate
@@ -300,9 +348,9 @@ def _check(path: Path, channels: int, seconds: float) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, files: FileAccess | None) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as source:
+    with path.open("rb") if files is None else files.open_read(path) as source:
         while chunk := source.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()

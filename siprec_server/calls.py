@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -39,6 +40,7 @@ from .log_limit import LogLimiter
 from .metrics import Metrics, RtpTotals
 from .outcome import participants_for, recording_status, stream_records, wall_time
 from .policy_book import PolicyBook
+from .sealing import Sealer, StoredFile, plain_stored_file
 from .session_timer import TimerAnswer, answer_refresh
 from .sip import (
     AckReceived,
@@ -99,6 +101,7 @@ class CallManager:
         transcoder: TranscodePool | None = None,  # output formats: renditions of finished recordings
         policies: PolicyBook | None = None,  # None: every call recorded (no lifecycle: tests of the SIP side)
         lifecycle: CallLifecycle | None = None,
+        sealer: Sealer | None = None,  # encryption at rest at hang-up; None: recordings stay plain files
     ) -> None:
         self._config = config
         self._catalogue = catalogue
@@ -108,6 +111,7 @@ class CallManager:
         self._transcoder = transcoder
         self._policies = policies
         self._lifecycle = lifecycle
+        self._sealer = sealer
         self._unrecorded = UnrecordedCalls(advertised_host=config.advertised_host, codecs=DECODABLE)
         self._driver: SipDriver | None = None
         self._calls: dict[str, Call] = {}
@@ -779,11 +783,7 @@ class CallManager:
         self._finished_totals.add(RtpTotals.of(result.streams))
         status = RecordingStatus.FAILED if failed else recording_status(call.answer, result)
         path = existing_file(call.path)
-        size = sha = None
-        if path is not None:
-            loop = asyncio.get_running_loop()
-            sha = await loop.run_in_executor(None, self._blobs.sha256, path)
-            size = self._blobs.size(path)
+        stored = None if path is None else await self._store(call, path)
         ended_at = datetime.now(UTC)
         try:
             await self._catalogue.finish(
@@ -795,16 +795,21 @@ class CallManager:
                 streams=stream_records(
                     call.answer, call.layout, result, call.specs, keep_digits=self._config.store_dtmf_digits
                 ),
-                file_path=str(path) if path else None,
+                file_path=str(stored.path) if stored else None,
                 format="flac",
-                size_bytes=size,
-                sha256=sha,
+                size_bytes=stored.size_bytes if stored else None,
+                sha256=stored.sha256 if stored else None,
                 pauses=[PauseRecord(start=start, end=end) for start, end in result.pauses],
                 expires_at=expires_at(call.decision, call.started_at, ended_at),
+                encryption=stored.encryption if stored else None,
             )
         except Exception:
+            # The plaintext stays beside any sealed copy: crash recovery seals the row at the next start.
             log.exception("call %s: could not finish catalogue row %s", call.call_id, call.reference)
             status = RecordingStatus.FAILED
+        else:
+            if stored is not None and self._sealer is not None:
+                await self._sealer.discard_plaintext(call.recording_id, stored)
         if status is RecordingStatus.FAILED and call.decision is not None and call.decision.record:
             self._metrics.recording_promises_broken.labels("recording").inc()
         elif self._lifecycle is not None and status is not RecordingStatus.FAILED:
@@ -844,6 +849,15 @@ class CallManager:
             why,
             quality or "no streams",
         )
+
+    async def _store(self, call: Call, path: Path) -> StoredFile:
+        """The finished recording file as the catalogue names it: sealed with a new data key (the plaintext
+        stays until the catalogue names the sealed file), or the plain file when no sealer is set or sealing
+        fails."""
+        if self._sealer is None:
+            return await asyncio.to_thread(plain_stored_file, path)
+        tenant_id = call.decision.tenant_id if call.decision is not None else None
+        return await self._sealer.seal(call.recording_id, tenant_id, path)
 
     # -- housekeeping -----------------------------------------------------------------------------------------------
     def check_calls(self) -> None:

@@ -10,17 +10,20 @@ import logging
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from media import write_mono_mix
 from media.transcode import EncodeSettings, OutputFormat, TranscodeError, transcode
-from storage import Recording, send_command
+from storage import FileBlobStore, Recording, send_command
+from storage.errors import IntegrityError, KeyUnavailableError, NotFoundError
 from storage.renditions import Rendition, Renditions, RenditionStatus
 
 from . import cli_dsar, cli_retention, cli_tenants
 from .bootstrap import open_storage
 from .config import Config, ConfigError, load_config
+from .sealing import RecordingCrypto, open_stored
 from .transcoder import encode_settings
 
 __all__ = ["main"]
@@ -171,6 +174,13 @@ async def _recordings(args: argparse.Namespace, config: Config) -> int:
                 _print_detail(recording)
                 _print_renditions(renditions)
             return EXIT_OK
+        # Encryption at rest: the recording's files are read through its data key (None: a plain file).
+        try:
+            data_key = await RecordingCrypto.from_config(config, storage.pool).data_key(recording)
+        except (KeyUnavailableError, NotFoundError) as exc:
+            print(f"hangtar: recording {recording.reference} cannot be decrypted: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        source = _Source(blobs=storage.blobs, data_key=data_key)
         # output formats: another format than the stored one, or a mono mix in a format other than FLAC
         if args.format and (args.format != recording.format or (args.mono and args.format != "flac")):
             stored = await Renditions(storage.pool).get(recording.id, args.format)
@@ -182,8 +192,18 @@ async def _recordings(args: argparse.Namespace, config: Config) -> int:
                 OutputFormat(args.format),
                 args.mono,
                 encode_settings(config),
+                source,
             )
-        return await asyncio.to_thread(_export, recording, args.output, mono=args.mono)
+        return await asyncio.to_thread(_export, recording, args.output, source, mono=args.mono)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Source:
+    """Where an export reads a recording's stored files: under the recordings directory, decrypted with the
+    recording's data key when it has one."""
+
+    blobs: FileBlobStore
+    data_key: bytes | None
 
 
 async def _snapshot(dsn: str, recording: Recording) -> int:
@@ -201,26 +221,19 @@ async def _snapshot(dsn: str, recording: Recording) -> int:
     return EXIT_OK if reply.ok else EXIT_FAILURE
 
 
-def _export(recording: Recording, output: Path, *, mono: bool = False) -> int:
+def _export(recording: Recording, output: Path, source: _Source, *, mono: bool = False) -> int:
     if not recording.file_path or not Path(recording.file_path).is_file():
         print(
             f"hangtar: recording {recording.reference} has no audio ({recording.status.value})",
             file=sys.stderr,
         )
         return EXIT_NOT_FOUND
-    digest = hashlib.sha256()
     tmp = output.with_name(output.name + ".part")
-    with Path(recording.file_path).open("rb") as source, tmp.open("wb") as target:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-            target.write(chunk)
-    if recording.sha256 and digest.hexdigest() != recording.sha256:
-        tmp.unlink()
-        print(
-            f"hangtar: recording {recording.reference} fails its integrity check "
-            f"(SHA-256 differs from the catalogue); not exported",
-            file=sys.stderr,
-        )
+    # The catalogue's SHA-256 is of the audio itself: checked over the decrypted bytes.
+    digest = _verified_copy(
+        source, recording.file_path, recording.sha256, tmp, f"recording {recording.reference}"
+    )
+    if digest is None:
         return EXIT_FAILURE
     if mono:
         # The mix is made from the verified copy, so what is mixed is what the catalogue vouches for.
@@ -233,7 +246,7 @@ def _export(recording: Recording, output: Path, *, mono: bool = False) -> int:
         print(f"{output} (mono mix of {recording.channels} channel(s), {output.stat().st_size} bytes)")
         return EXIT_OK
     shutil.move(tmp, output)
-    print(f"{output} ({recording.format}, {output.stat().st_size} bytes, sha256 {digest.hexdigest()})")
+    print(f"{output} ({recording.format}, {output.stat().st_size} bytes, sha256 {digest})")
     return EXIT_OK
 
 
@@ -245,11 +258,12 @@ def _export_as(
     fmt: OutputFormat,
     mono: bool,
     settings: EncodeSettings,
+    source: _Source,
 ) -> int:
     """The stored rendition when there is a finished one (and no mono mix is asked for); otherwise ``fmt``
     encoded now from the recording's own file, after checking it against the catalogue."""
     if stored is not None and stored.status is RenditionStatus.DONE and stored.file_path and not mono:
-        if not _verified_copy(Path(stored.file_path), stored.sha256, output, f"its {fmt.value} rendition"):
+        if not _verified_copy(source, stored.file_path, stored.sha256, output, f"its {fmt.value} rendition"):
             return EXIT_FAILURE
         print(f"{output} ({fmt.value} rendition, {output.stat().st_size} bytes, sha256 {stored.sha256})")
         return EXIT_OK
@@ -266,14 +280,14 @@ def _export_as(
             file=sys.stderr,
         )
         return EXIT_NOT_FOUND
-    source = output.with_name(output.name + ".source.part")
+    plain = output.with_name(output.name + ".source.part")
     mixed = output.with_name(output.name + ".mono.part")
     try:
-        if not _verified_copy(Path(recording.file_path), recording.sha256, source, "its audio file"):
+        if not _verified_copy(source, recording.file_path, recording.sha256, plain, "its audio file"):
             return EXIT_FAILURE
         if mono:
-            write_mono_mix(source, mixed)
-        result = transcode(mixed if mono else source, output, fmt, settings)
+            write_mono_mix(plain, mixed)
+        result = transcode(mixed if mono else plain, output, fmt, settings)
     except TranscodeError as exc:
         print(
             f"hangtar: recording {recording.reference} cannot be exported as {fmt.value}: {exc}",
@@ -281,32 +295,39 @@ def _export_as(
         )
         return EXIT_FAILURE
     finally:
-        source.unlink(missing_ok=True)
+        plain.unlink(missing_ok=True)
         mixed.unlink(missing_ok=True)
     how = f"mono mix, {fmt.value}" if mono else fmt.value
     print(f"{output} ({how} encoded from the {recording.format} file, {result.size_bytes} bytes)")
     return EXIT_OK
 
 
-def _verified_copy(source: Path, sha256: str | None, target: Path, what: str) -> bool:
-    """Copy ``source`` to ``target`` if its SHA-256 is the catalogue's; complain and leave nothing if not."""
-    if not source.is_file():
-        print(f"hangtar: {what} {source} is missing", file=sys.stderr)
-        return False
-    digest = hashlib.sha256()
+def _verified_copy(source: _Source, path: str, sha256: str | None, target: Path, what: str) -> str | None:
+    """Copy the plaintext of ``path`` (decrypted when the recording is encrypted) to ``target`` if its SHA-256
+    is the catalogue's, and return that; complain and leave nothing if not."""
+    if not Path(path).is_file():
+        print(f"hangtar: {what} {path} is missing", file=sys.stderr)
+        return None
     partial = target.with_name(target.name + ".copy.part")
-    with source.open("rb") as reader, partial.open("wb") as writer:
-        while chunk := reader.read(1 << 20):
-            digest.update(chunk)
-            writer.write(chunk)
+    digest = hashlib.sha256()
+    try:
+        with open_stored(source.blobs, path, source.data_key) as reader, partial.open("wb") as writer:
+            while chunk := reader.read(1 << 20):
+                digest.update(chunk)
+                writer.write(chunk)
+    except (IntegrityError, ValueError) as exc:  # a damaged container; a path outside the recordings
+        partial.unlink(missing_ok=True)
+        print(f"hangtar: {what} fails its integrity check ({exc}); not exported", file=sys.stderr)
+        return None
     if sha256 and digest.hexdigest() != sha256:
         partial.unlink()
         print(
-            f"hangtar: {what} fails its integrity check (SHA-256 differs from the catalogue)", file=sys.stderr
+            f"hangtar: {what} fails its integrity check (SHA-256 differs from the catalogue); not exported",
+            file=sys.stderr,
         )
-        return False
+        return None
     partial.replace(target)
-    return True
+    return digest.hexdigest()
 
 
 def _print_renditions(renditions: Sequence[Rendition]) -> None:

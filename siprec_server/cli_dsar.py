@@ -19,7 +19,7 @@ from uuid import UUID
 
 from storage.access_requests import AccessRequest, AccessRequests
 from storage.access_rules import DEADLINE_ZONE
-from storage.audio_opener import AudioOpener, FileOpener, plain_audio_opener, plain_file_opener
+from storage.audio_opener import AudioOpener, FileOpener
 from storage.audit import Actor, AuditEntry, AuditLog, StoredEntry
 from storage.audit_verify import AuditQuery, verify_chain
 from storage.errors import IntegrityError, LifecycleError, NotFoundError, StorageError
@@ -44,6 +44,7 @@ from .cli_policies import (
     fail,
 )
 from .config import Config
+from .sealing import RecordingCrypto, make_audio_opener, make_file_opener
 
 __all__ = ["add_commands", "run"]
 
@@ -184,9 +185,11 @@ def _until(text: str) -> datetime:
     return _parse_time(text, end_of_day=True)
 
 
-def openers(storage: StorageHandles) -> tuple[AudioOpener, FileOpener]:
-    """How the commands read stored audio: the files as they lie (a decrypting pair replaces these)."""
-    return plain_audio_opener(storage.blobs), plain_file_opener(storage.blobs)
+def openers(config: Config, storage: StorageHandles) -> tuple[AudioOpener, FileOpener]:
+    """How the commands read stored audio: decrypted with each recording's data key (plain files as they lie).
+    Made on the event loop; the services call them from worker threads."""
+    crypto = RecordingCrypto.from_config(config, storage.pool)
+    return make_audio_opener(crypto, storage.blobs), make_file_opener(crypto, storage.blobs)
 
 
 async def run(args: argparse.Namespace, config: Config) -> int | None:
@@ -198,7 +201,7 @@ async def run(args: argparse.Namespace, config: Config) -> int | None:
             if args.command == "dsar":
                 return await _dsar(args, config, storage, actor)
             if args.command == "verify":
-                return await _verify(args, storage, actor)
+                return await _verify(args, config, storage, actor)
             if args.command == "audit":
                 return await _audit(args, storage, actor)
             return await _ropa(args, config, storage, actor)
@@ -217,7 +220,7 @@ async def run(args: argparse.Namespace, config: Config) -> int | None:
 # -- dsar ------------------------------------------------------------------------------------------------------
 async def _dsar(args: argparse.Namespace, config: Config, storage: StorageHandles, actor: Actor) -> int:
     tenant_id = None if args.system else (await find_tenant(storage.pool, args.tenant)).id
-    open_audio, open_file = openers(storage)
+    open_audio, open_file = openers(config, storage)
     service = AccessRequests(
         storage.pool,
         audit=AuditLog(),
@@ -355,8 +358,8 @@ def _print_case(case: AccessRequest, now: datetime) -> None:
 
 
 # -- verify ----------------------------------------------------------------------------------------------------
-async def _verify(args: argparse.Namespace, storage: StorageHandles, actor: Actor) -> int:
-    open_audio, open_file = openers(storage)
+async def _verify(args: argparse.Namespace, config: Config, storage: StorageHandles, actor: Actor) -> int:
+    open_audio, open_file = openers(config, storage)
     integrity = Integrity(storage.pool, open_audio=open_audio, open_file=open_file, audit=AuditLog())
     if not args.all:
         if args.tenant:

@@ -1,8 +1,9 @@
 """``hangtar serve``: the server process's lifecycle.
 
 Start: database (embedded unless a DSN is configured) and migrations → recovery of recordings a previous process
-left unfinished → rendition pool (resumes pending renditions) → SIP listeners (UDP and TCP, and TLS unless its
-port is 0), RTP port pool, HTTP (/healthz, /metrics).
+left unfinished (sealed like every finished recording; plaintexts a crash left after sealing removed) → rendition
+pool (resumes pending renditions) → SIP listeners (UDP and TCP, and TLS unless its port is 0), RTP port pool,
+HTTP (/healthz, /metrics).
 Stop (SIGTERM/SIGINT): refuse new calls (503), let active recordings finish for the grace period, BYE the rest,
 finalise their files, stop the rendition pool (unfinished renditions stay pending), close everything and exit 0.
 """
@@ -37,6 +38,7 @@ from .http import HttpServer, build_app
 from .lifecycle import CallLifecycle
 from .metrics import Metrics
 from .policy_book import PolicyBook
+from .sealing import RecordingCrypto, Sealer, StoredFile, plain_stored_file
 from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
 from .transcoder import TranscodePool
@@ -66,14 +68,19 @@ async def run_server(config: Config) -> int:
     _raise_file_limit(config)
     metrics = Metrics()
     async with open_storage(config) as storage:
-        await recover_unfinished(storage.catalogue, storage.blobs)
+        # Encryption at rest: each recording sealed with its own data key when its call ends.
+        crypto = RecordingCrypto.from_config(config, storage.pool)
+        sealer = Sealer(crypto, journal=config.data_dir / "sealing", registry=metrics.registry)
+        await recover_unfinished(storage.catalogue, storage.blobs, sealer)
         endpoint = SipEndpoint(
             host=config.advertised_host, port=config.sip_port, user_agent=f"Hangtar/{product_version()}"
         )
         # Output formats: the rendition pool, on connections of its own (a job holds one while it encodes).
         # start() removes masters a crash left behind and resumes renditions left pending.
         transcode_db = await open_pool(storage.dsn, min_size=1, max_size=config.transcode_workers + 2)
-        transcoder = TranscodePool.from_config(config, db=transcode_db, blobs=storage.blobs, metrics=metrics)
+        transcoder = TranscodePool.from_config(
+            config, db=transcode_db, blobs=storage.blobs, metrics=metrics, crypto=crypto
+        )
         await transcoder.start()
         # The GDPR lifecycle: the policy decided per INVITE from memory (reloaded on NOTIFY), consent and
         # "not kept" applied at hang-up, expired recordings swept periodically (one pass at a time per node,
@@ -96,6 +103,7 @@ async def run_server(config: Config) -> int:
             transcoder=transcoder,
             policies=policies,
             lifecycle=lifecycle,
+            sealer=sealer,
         )
         driver = SipDriver(endpoint, manager.on_event)
         manager.attach(driver)
@@ -165,19 +173,26 @@ async def run_server(config: Config) -> int:
     return 0
 
 
-async def recover_unfinished(catalogue: Catalogue, blobs: FileBlobStore) -> None:
-    """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted'."""
+async def recover_unfinished(
+    catalogue: Catalogue, blobs: FileBlobStore, sealer: Sealer | None = None
+) -> None:
+    """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted', sealed
+    like any finished recording (``sealer``; None: kept plain). Then the plaintexts a crash left between the
+    catalogue naming a sealed file and their removal."""
     for recording in await catalogue.unfinished():
         path = existing_file(recording.file_path)
-        size = sha = None
+        stored: StoredFile | None = None
         duration = recording.duration_seconds
         if path is not None:
-            sha = await asyncio.to_thread(blobs.sha256, path)
-            size = blobs.size(path)
+            blobs.resolve(path)  # ValueError for a path outside the recordings directory
             try:
                 duration = await asyncio.to_thread(recorded_duration, path)
             except RuntimeError as exc:  # soundfile's error for an unreadable file
                 log.error("recording %s: the audio left behind is unreadable: %s", recording.reference, exc)
+            if sealer is None:
+                stored = await asyncio.to_thread(plain_stored_file, path)
+            else:
+                stored = await sealer.seal(recording.id, recording.tenant_id, path, recovering=True)
         await catalogue.finish(
             recording.id,
             status=RecordingStatus.INTERRUPTED,
@@ -185,15 +200,20 @@ async def recover_unfinished(catalogue: Catalogue, blobs: FileBlobStore) -> None
             media_started_at=recording.media_started_at,
             duration_seconds=duration,
             streams=list(recording.streams),
-            file_path=str(path) if path else None,
+            file_path=str(stored.path) if stored else None,
             format=recording.format,
-            size_bytes=size,
-            sha256=sha,
+            size_bytes=stored.size_bytes if stored else None,
+            sha256=stored.sha256 if stored else None,
+            encryption=stored.encryption if stored else None,
         )
+        if stored is not None and sealer is not None:
+            await sealer.discard_plaintext(recording.id, stored)
         await catalogue.expire_by_class(recording.id)
         log.warning(
             "recording %s was left unfinished by a previous run; kept as interrupted", recording.reference
         )
+    if sealer is not None:
+        await sealer.clear_journal(catalogue)
 
 
 def _now() -> datetime:

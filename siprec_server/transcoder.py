@@ -15,6 +15,12 @@ back-off; one that cannot succeed (a damaged or missing master, five channels as
 With ``keep_master = false`` a finished rendition becomes the recording's file (path, format, size, SHA-256)
 in the transaction that records it; only after that commit is the master removed from disk, and the removal is
 recorded, so a crash in between is finished at the next start.
+
+Encryption at rest: the rendition of an encrypted recording is encrypted with the recording's data key, in the
+same container (``<recording uuid>.<ext>.sealed``), so destroying that one key erases both. The worker gets
+the key with its job, checks the master's plaintext against the catalogue's SHA-256 and encodes from and to
+the sealed files; no plaintext reaches the disk. The rendition's SHA-256 is of its plaintext, its size that of
+the stored file.
 """
 
 from __future__ import annotations
@@ -37,10 +43,14 @@ from uuid import UUID
 
 from media.transcode import EncodeSettings, OutputFormat, TranscodeError, TranscodeResult, transcode
 from storage import CatalogueError, FileBlobStore
+from storage.catalogue import Catalogue
+from storage.errors import IntegrityError
 from storage.renditions import CompletedRendition, RenditionJob, Renditions
+from storage.sealed import open_plain
 
 from .config import Config
 from .metrics import Metrics
+from .sealing import SEALED_SUFFIX, RecordingCrypto, file_access
 
 __all__ = ["TranscodePool", "encode_settings"]
 
@@ -72,9 +82,11 @@ class TranscodePool:
         poll_interval: float = 10.0,
         retry_delays: Sequence[float] = _RETRY_DELAYS,
         stop_timeout: float = 10.0,
+        crypto: RecordingCrypto | None = None,
     ) -> None:
         """``db``: an asyncpg pool of its own, with room for ``workers`` + 2 connections (each job in hand
-        holds one for the length of its encode)."""
+        holds one for the length of its encode). ``crypto``: the data keys of encrypted recordings (None:
+        every recording is taken to be a plain file)."""
         if workers < 1:
             raise ValueError("a transcode pool needs at least one worker")
         self._db = db
@@ -87,6 +99,7 @@ class TranscodePool:
         self._poll_interval = poll_interval
         self._retry_delays = tuple(retry_delays)
         self._stop_timeout = stop_timeout
+        self._crypto = crypto
         self._executor: ProcessPoolExecutor | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -94,7 +107,15 @@ class TranscodePool:
         self._backlog = 0
 
     @classmethod
-    def from_config(cls, config: Config, *, db: Any, blobs: FileBlobStore, metrics: Metrics) -> TranscodePool:
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        db: Any,
+        blobs: FileBlobStore,
+        metrics: Metrics,
+        crypto: RecordingCrypto | None = None,
+    ) -> TranscodePool:
         return cls(
             db=db,
             blobs=blobs,
@@ -103,6 +124,7 @@ class TranscodePool:
             workers=config.transcode_workers,
             default_format=config.recording_format,
             keep_master=config.keep_master,
+            crypto=crypto,
         )
 
     @property
@@ -235,9 +257,12 @@ class TranscodePool:
         try:
             if job.source_path is None:
                 raise TranscodeError("the recording has no audio file")
+            data_key = await self._data_key(rendition.recording_id)
             target = await asyncio.to_thread(
                 self._blobs.path_for, rendition.recording_id, job.recording_started_at, fmt.extension
             )
+            if data_key is not None:
+                target = target.with_name(target.name + SEALED_SUFFIX)
             result, seconds = await asyncio.get_running_loop().run_in_executor(
                 executor,
                 _encode_job,
@@ -246,6 +271,7 @@ class TranscodePool:
                 str(target),
                 fmt,
                 self._settings,
+                data_key,
             )
         except TranscodeError as exc:
             failure, final = str(exc), True
@@ -298,6 +324,15 @@ class TranscodePool:
             "; it replaces the master" if completed.master_to_remove else "",
         )
         return completed
+
+    async def _data_key(self, recording_id: UUID) -> bytes | None:
+        """The recording's data key for the worker; None for a plain recording."""
+        if self._crypto is None:
+            return None
+        recording = await Catalogue(self._db).get(recording_id)
+        if recording is None:
+            raise TranscodeError("the recording was deleted")
+        return await self._crypto.data_key(recording)
 
     # -- workers -------------------------------------------------------------------------------------------------
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -352,21 +387,30 @@ def _exit_on_terminate(signum: int, _frame: object) -> None:
 
 
 def _encode_job(
-    source: str, expected_sha256: str | None, target: str, fmt: OutputFormat, settings: EncodeSettings
+    source: str,
+    expected_sha256: str | None,
+    target: str,
+    fmt: OutputFormat,
+    settings: EncodeSettings,
+    data_key: bytes | None = None,
 ) -> tuple[TranscodeResult, float]:
-    """In a worker process: check the master against the catalogue's SHA-256, encode; wall seconds taken."""
+    """In a worker process: check the master (its plaintext, with ``data_key``) against the catalogue's
+    SHA-256, encode (sealed with ``data_key``); wall seconds taken."""
     started = time.monotonic()
     if expected_sha256 is not None:
         digest = hashlib.sha256()
         try:
-            with Path(source).open("rb") as master:
+            with open_plain(source, data_key) as master:
                 while chunk := master.read(1 << 20):
                     digest.update(chunk)
         except FileNotFoundError:
             raise TranscodeError(f"the master {source} does not exist") from None
+        except IntegrityError as exc:
+            raise TranscodeError(f"the master {source} fails its integrity check: {exc}") from None
         if digest.hexdigest() != expected_sha256:
             raise TranscodeError(f"the master {source} fails its integrity check (SHA-256 differs)")
-    result = transcode(source, target, fmt, settings)
+    files = None if data_key is None else file_access(data_key)
+    result = transcode(source, target, fmt, settings, files=files)
     return result, time.monotonic() - started
 
 

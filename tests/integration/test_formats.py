@@ -106,13 +106,17 @@ def test_a_call_gets_its_opus_rendition_after_hanging_up(opus_server: ServerProc
     rendition = wait_rendition(server, row["reference"], "opus")
     assert rendition["status"] == "done" and rendition["attempts"] == 1 and rendition["error"] is None
     assert rendition["replaces_master"] is False
-    opus = Path(rendition["file_path"])
-    assert opus.name == f"{row['id']}.opus" and opus.parent == Path(row["file_path"]).parent
-    assert rendition["size_bytes"] == opus.stat().st_size and rendition["sha256"] == sha256(opus)
-    assert not [p for p in opus.parent.iterdir() if p.name.endswith(".part")]
-    assert opus.read_bytes()[:4] == b"OggS"
-    master = Path(row["file_path"])
-    assert master.is_file()  # keep_master defaults to true
+    # Stored encrypted like its master (test_encryption.py): the audio itself comes back through export.
+    stored = Path(rendition["file_path"])
+    assert stored.name == f"{row['id']}.opus.sealed" and stored.parent == Path(row["file_path"]).parent
+    assert rendition["size_bytes"] == stored.stat().st_size
+    assert not [p for p in stored.parent.iterdir() if p.name.endswith(".part")]
+    opus = tmp_path / "rendition.opus"
+    server.cli("recordings", "export", row["reference"], "-o", str(opus), "--format", "opus")
+    assert rendition["sha256"] == sha256(opus) and opus.read_bytes()[:4] == b"OggS"
+    assert Path(row["file_path"]).is_file()  # keep_master defaults to true
+    master = tmp_path / "master.flac"
+    server.cli("recordings", "export", row["reference"], "-o", str(master))
     assert soundfile.info(str(opus)).frames == soundfile.info(str(master)).frames
     assert_tones(opus, row["duration_seconds"])
     # Speech-sized: 24 kbit/s for the two channels at most, against FLAC's ~0.9 MB a minute.
@@ -130,8 +134,7 @@ def test_a_call_gets_its_opus_rendition_after_hanging_up(opus_server: ServerProc
     assert served.read_bytes() == opus.read_bytes()
     wav = tmp_path / "now.wav"
     server.cli("recordings", "export", row["reference"], "-o", str(wav), "--format", "wav")
-    flac = tmp_path / "master.flac"
-    server.cli("recordings", "export", row["reference"], "-o", str(flac))
+    flac = master
     assert np.array_equal(
         soundfile.read(str(wav), dtype="int16")[0], soundfile.read(str(flac), dtype="int16")[0]
     )
@@ -188,16 +191,17 @@ def test_pending_renditions_resume_at_start_and_may_replace_the_master(
             rendition = wait_rendition(second, row["reference"], "mp3")
             assert rendition["status"] == "done", rendition
             moved = shown(second, row["reference"])
-            mp3 = Path(rendition["file_path"])
-            # The recording now is its MP3: the catalogue vouches for it, the master is gone.
-            assert (moved["file_path"], moved["format"]) == (str(mp3), "mp3")
-            assert (moved["size_bytes"], moved["sha256"]) == (mp3.stat().st_size, sha256(mp3))
-            assert not master.exists()
-            assert_tones(mp3, row["duration_seconds"])
-
+            stored = Path(rendition["file_path"])
+            # The recording now is its MP3 (sealed with the recording's key, like the master it replaces):
+            # the catalogue vouches for it, the master is gone.
+            assert (moved["file_path"], moved["format"], moved["encrypted"]) == (str(stored), "mp3", True)
+            assert stored.name == f"{row['id']}.mp3.sealed"
             exported = tmp_path / "call.mp3"
             second.cli("recordings", "export", row["reference"], "-o", str(exported))
-            assert exported.read_bytes() == mp3.read_bytes()
+            assert (moved["size_bytes"], moved["sha256"]) == (stored.stat().st_size, sha256(exported))
+            assert (rendition["size_bytes"], rendition["sha256"]) == (moved["size_bytes"], moved["sha256"])
+            assert not master.exists()
+            assert_tones(exported, row["duration_seconds"])
             refused = second.cli(
                 "recordings",
                 "export",
@@ -219,8 +223,18 @@ def test_pending_renditions_resume_at_start_and_may_replace_the_master(
             assert done["status"] == "done" and done["replaces_master"] is True
             after = shown(second, live["reference"])
             assert after["format"] == "mp3" and after["file_path"] == done["file_path"]
-            assert not Path(done["file_path"]).with_suffix(".flac").exists()  # the master, removed
-            assert_tones(Path(after["file_path"]), live["duration_seconds"])
+            # Only the MP3 is left: the master's plaintext went at hang-up, the master itself goes right
+            # after the rendition's commit.
+            day = Path(live["file_path"]).parent
+            deadline = time.monotonic() + 10
+            while (left := sorted(p.name for p in day.iterdir() if p.name.startswith(live["id"]))) != [
+                Path(done["file_path"]).name
+            ]:
+                assert time.monotonic() < deadline, f"{left}\n{second.log()}"
+                time.sleep(0.1)
+            live_mp3 = tmp_path / "live.mp3"
+            second.cli("recordings", "export", live["reference"], "-o", str(live_mp3))
+            assert_tones(live_mp3, live["duration_seconds"])
             wait_metric(second, "hangtar_transcode_backlog", 0)
             assert second.metric("hangtar_transcode_jobs_total", format="mp3", result="done") == 2
         finally:

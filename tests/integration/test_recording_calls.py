@@ -6,6 +6,7 @@ operator does it, and compared with what the client sent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from storage.sealed import sealed_size
 from tests.audio import peak_frequency, read_audio, silent_spans
 from tests.peers.rtp_sender import Impairments
 from tests.peers.sipp_runner import run_siprec_call
@@ -100,7 +102,11 @@ def test_pjsua2_call_is_recorded_in_stereo_caller_left(server: ServerProcess, tm
     shown = json.loads(server.cli("recordings", "show", row["reference"], "--json").stdout)
     assert shown["id"] == row["id"]
     assert "urn:ietf:params:xml:ns:recording:1" in shown["raw_metadata"]
-    assert len(shown["sha256"]) == 64 and shown["size_bytes"] == (tmp_path / "call.flac").stat().st_size
+    # Stored encrypted: the SHA-256 is the exported audio's, the size the sealed file's (tests/integration/
+    # test_encryption.py checks the rest).
+    exported = tmp_path / "call.flac"
+    assert shown["sha256"] == hashlib.sha256(exported.read_bytes()).hexdigest()
+    assert shown["encrypted"] is True and shown["size_bytes"] == sealed_size(exported.stat().st_size)
 
 
 def test_sipp_call_with_second_stream_from_a_helper_sender(server: ServerProcess, tmp_path: Path) -> None:
