@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--target", type=_address, help="drive a running server at HOST:PORT instead")
     server.add_argument("--http", type=_address, help="with --target: its HTTP HOST:PORT, for /metrics")
     server.add_argument("--dsn", help="with --target: its catalogue DSN, to verify the recordings")
+    server.add_argument(
+        "--key-file",
+        help="with --target and --dsn: its key file ([storage] key_file), to decrypt the recordings",
+    )
     server.add_argument("--server-pid", type=int, help="with --target: its process id, for CPU and memory")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="report directory (default docs/capacity)"
@@ -108,6 +112,7 @@ def options_from(args: argparse.Namespace, argv: Sequence[str]) -> CapacityOptio
         seed=args.seed,
         answer_timeout=args.answer_timeout,
         keep_data=args.keep_data,
+        key_file=args.key_file,
         command=shlex.join(["python", "-m", "load_tests.capacity", *argv]),
     )
 

@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from storage.sealed import open_plain
+
 __all__ = ["AudioFacts", "ChannelFacts", "analyse_file", "channel_facts", "dominant_frequency"]
 
 SILENCE = 2  # int16 steps: at or below this a sample is silent
@@ -40,8 +42,13 @@ class AudioFacts:
         return self.frames / self.sample_rate
 
 
-def analyse_file(path: str) -> AudioFacts:
-    samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
+def analyse_file(path: str, data_key: bytes | None = None) -> AudioFacts:
+    """The facts of a recording's audio; ``data_key`` decrypts a file stored sealed (storage.sealed)."""
+    if data_key is None:
+        samples, rate = soundfile.read(path, dtype="int16", always_2d=True)
+    else:
+        with open_plain(path, data_key) as plain:
+            samples, rate = soundfile.read(plain, dtype="int16", always_2d=True)
     return AudioFacts(
         sample_rate=int(rate),
         frames=int(samples.shape[0]),

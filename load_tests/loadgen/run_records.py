@@ -32,6 +32,7 @@ class CapacityOptions:
     seed: int = 1
     answer_timeout: float = 32.0
     keep_data: bool = False
+    key_file: str | None = None  # with --target: the server's key file, to read its encrypted recordings
     command: str = ""
 
     def __post_init__(self) -> None:

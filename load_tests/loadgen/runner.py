@@ -28,7 +28,7 @@ from .options_probe import OptionsProbe
 from .profile import WorkerSpec
 from .run_records import CapacityOptions, CapacityRun, StepReport
 from .server_process import REPO, ServerProcess, ServerSettings, free_port, rtp_range
-from .verify import check_calls, collect_recordings
+from .verify import check_calls, collect_recordings, data_keys
 from .workers import run_generators, split_calls
 
 __all__ = ["plan_cpus", "run_capacity"]
@@ -179,7 +179,11 @@ class _Run:
         verdicts = None
         if recordings is not None:
             self.log(f"step {number}: checking {len(recordings)} recordings")
-            verdicts = await check_calls(results, recordings, processes=os.cpu_count() or 1)
+            keys: dict[str, bytes] = {}
+            key_file = self.key_file()
+            if dsn is not None and key_file is not None:
+                keys = await data_keys(dsn, recordings, key_file)
+            verdicts = await check_calls(results, recordings, processes=os.cpu_count() or 1, keys=keys)
         figures = step_figures(
             calls=results,
             hold=options.hold,
@@ -214,6 +218,14 @@ class _Run:
         for failure in report.failures[:10]:
             self.log(f"  {failure.call_id}: {'; '.join(failure.problems)}")
         return report
+
+    def key_file(self) -> Path | None:
+        """The server's key file: ours under the data dir we started it on, else the one given."""
+        if self.options.key_file:
+            return Path(self.options.key_file)
+        if self.data_dir is not None:
+            return self.data_dir / "data" / "keys" / "keys.json"
+        return None
 
     async def wait_idle(self, monitor: Monitor) -> None:
         """Until the server reports no call in progress (when its metrics can be read)."""

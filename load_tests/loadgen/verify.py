@@ -22,9 +22,11 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from storage import Catalogue, Recording, RecordingStatus, open_pool
+from storage import Catalogue, Recording, RecordingStatus, StorageError, open_pool
+from storage.keys import KeyFileProvider, RecordingKeys
 
 from .audio_checks import AudioFacts, analyse_file
 from .profile import PTIME
@@ -212,16 +214,35 @@ async def collect_recordings(
         await pool.close()
 
 
+async def data_keys(dsn: str, recordings: Mapping[str, Recording], key_file: Path) -> dict[str, bytes]:
+    """The data keys of the encrypted recordings, by Call-ID, unwrapped with the server's key file; a recording
+    whose key cannot be had is left out (and reported unreadable)."""
+    pool = await open_pool(dsn, min_size=1, max_size=2)
+    keys = RecordingKeys(pool, KeyFileProvider(key_file))
+    found: dict[str, bytes] = {}
+    try:
+        for call_id, recording in recordings.items():
+            if recording.encryption is None:
+                continue
+            with contextlib.suppress(StorageError):
+                found[call_id] = await keys.get(recording.id, tenant_id=recording.tenant_id)
+    finally:
+        await pool.close()
+    return found
+
+
 async def check_calls(
     calls: Sequence[CallResult],
     recordings: Mapping[str, Recording],
     *,
     tolerances: Tolerances | None = None,
     processes: int = 2,
+    keys: Mapping[str, bytes] | None = None,
 ) -> list[CallVerdict]:
-    """Read every recording's audio (in ``processes`` worker processes) and judge each call, in order."""
+    """Read every recording's audio (in ``processes`` worker processes; ``keys`` decrypt the sealed ones, by
+    Call-ID) and judge each call, in order."""
     tolerances = tolerances or Tolerances()
-    audio = await _analyse(recordings, processes)
+    audio = await _analyse(recordings, processes, keys or {})
     return [judge(call, recordings.get(call.call_id), audio.get(call.call_id), tolerances) for call in calls]
 
 
@@ -231,7 +252,9 @@ def _use_every_cpu() -> None:
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
-async def _analyse(recordings: Mapping[str, Recording], processes: int) -> dict[str, AudioFacts]:
+async def _analyse(
+    recordings: Mapping[str, Recording], processes: int, keys: Mapping[str, bytes]
+) -> dict[str, AudioFacts]:
     loop = asyncio.get_running_loop()
     paths = {call_id: r.file_path for call_id, r in recordings.items() if r.file_path}
     context = multiprocessing.get_context("spawn")  # the caller runs an event loop and threads: no fork
@@ -239,7 +262,8 @@ async def _analyse(recordings: Mapping[str, Recording], processes: int) -> dict[
         max_workers=max(1, processes), mp_context=context, initializer=_use_every_cpu
     ) as executor:
         futures = {
-            call_id: loop.run_in_executor(executor, analyse_file, path) for call_id, path in paths.items()
+            call_id: loop.run_in_executor(executor, analyse_file, path, keys.get(call_id))
+            for call_id, path in paths.items()
         }
         facts: dict[str, AudioFacts] = {}
         for call_id, future in futures.items():
