@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from media.g711 import decode_alaw, decode_ulaw
+from media.g711 import ALAW_TABLE, ULAW_TABLE, decode_alaw, decode_ulaw
 from media.l16 import decode_l16
 from media.resample import Upsampler2x, upsample_2x
 
@@ -78,7 +78,9 @@ class Codec:
     ``decode`` maps payload octets to samples with fresh state: for a stateless codec (``stateful`` is
     ``None``) it is the whole decoder and concatenable; otherwise it decodes one payload alone, and streams
     use ``new_decoder()``. ``samples_per_octet`` is ``None`` for codecs whose payloads are framed
-    (``payload_samples`` then gives each payload's sample count).
+    (``payload_samples`` then gives each payload's sample count). ``table`` is the 256-entry lookup table of a
+    codec that decodes one octet to one sample (G.711): the timeline then decodes a plain batch straight out
+    of the receive buffer.
     """
 
     name: str
@@ -88,12 +90,17 @@ class Codec:
     samples_per_octet: Fraction | None = Fraction(1)
     payload_samples: Callable[[bytes], int] | None = None
     stateful: Callable[[], StreamDecoder] | None = field(default=None, repr=False)
+    table: Pcm | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.clock_rate <= 0 or self.sample_rate <= 0:
             raise ValueError(f"codec {self.name}: rates must be positive")
         if (self.samples_per_octet is None) == (self.payload_samples is None):
             raise ValueError(f"codec {self.name}: give exactly one of samples_per_octet and payload_samples")
+        if self.table is not None and (
+            self.table.shape != (256,) or self.samples_per_octet != 1 or self.stateful is not None
+        ):
+            raise ValueError(f"codec {self.name}: a lookup table maps each octet to one sample, statelessly")
 
     @property
     def narrowband(self) -> bool:
@@ -169,8 +176,8 @@ def _alone(factory: Callable[[], StreamDecoder]) -> Callable[[bytes], Pcm]:
 
 _CODECS = (
     # RFC 3551 §4.5.14: static payload types 0 and 8, 8000 Hz clock
-    Codec(name="PCMU", clock_rate=8000, sample_rate=8000, decode=decode_ulaw),
-    Codec(name="PCMA", clock_rate=8000, sample_rate=8000, decode=decode_alaw),
+    Codec(name="PCMU", clock_rate=8000, sample_rate=8000, decode=decode_ulaw, table=ULAW_TABLE),
+    Codec(name="PCMA", clock_rate=8000, sample_rate=8000, decode=decode_alaw, table=ALAW_TABLE),
     # RFC 3551 §4.5.11: L16 at any rate; we take mono at the two telephony rates
     Codec(name="L16", clock_rate=8000, sample_rate=8000, decode=decode_l16, samples_per_octet=Fraction(1, 2)),
     Codec(

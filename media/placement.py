@@ -2,7 +2,9 @@
 
 One decode call per batch (a stateless codec decodes the joined payloads; a stateful one gets them in
 timestamp order), then one copy per run of back-to-back packets into the :class:`media.samplebuffer.SampleBuffer`
-(usually the whole batch is one run), and the runs go to the stream's :class:`media.quality.GapCounter`.
+(usually the whole batch is one run), and the runs go to the stream's :class:`media.quality.GapCounter`. A plain
+batch of a table codec (G.711) skips the payload objects: :meth:`Placement.place_octets` looks its payload
+octets up straight into the buffer.
 """
 
 from __future__ import annotations
@@ -48,6 +50,15 @@ class Placement:
         counts = list(map(len, payloads)) if total == size else [len(p) * total // size for p in payloads]
         self._write(positions, samples, counts)
 
+    def place_octets(self, pos: int, octets: npt.NDArray[np.uint8], table: Pcm) -> None:
+        """Payloads of equal length back to back from ``pos``, one row each, decoded by ``table`` (one sample
+        per octet): what :meth:`place` does with them, without joining them first."""
+        count = octets.size
+        out = self.buffer.span(pos, count)
+        # Octets index a 256-entry table: none is out of range, and "wrap" writes without a bounce buffer.
+        table.take(octets, out=out.reshape(octets.shape), mode="wrap")
+        self._gap_run(pos, count)
+
     def _place_stateful(self, payloads: list[bytes], positions: list[int]) -> None:
         """A decoder with memory needs its packets in timestamp order; each payload says how long it is."""
         assert self._decoder is not None
@@ -90,10 +101,12 @@ class Placement:
         self.gaps.record(runs, self._paused_spans())
 
     def _write_one(self, pos: int, samples: Pcm, count: int) -> None:
-        run = (pos, 0, count)
-        self.buffer.write((run,), samples, pos, pos + count)
+        self.buffer.write(((pos, 0, count),), samples, pos, pos + count)
+        self._gap_run(pos, count)
+
+    def _gap_run(self, pos: int, count: int) -> None:
         gaps = self.gaps
         if pos == gaps.high and gaps.low is not None:
             gaps.high = pos + count  # GapCounter.record, contiguous case
         else:
-            gaps.record((run,), self._paused_spans())
+            gaps.record(((pos, 0, count),), self._paused_spans())

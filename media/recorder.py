@@ -38,6 +38,7 @@ from media.pauses import PauseState
 from media.srtp import SrtpDecryptor, SrtpKey
 from media.stats import StreamStats, StreamStatsSnapshot
 from media.timeline import StreamTimeline
+from media.udp_batch import DatagramBatch
 
 __all__ = ["CallRecorder", "DtmfPress", "RecordingResult", "StreamSpec"]
 
@@ -170,6 +171,11 @@ class CallRecorder:
         """Statistics of every stream, in the order the streams were given or added."""
         return [self._timelines[spec.index].stats.snapshot() for spec in self._specs]
 
+    def counters(self) -> list[StreamStats]:
+        """The live statistics of every stream, in the order of :meth:`snapshots` (``jitter_ms`` as last
+        folded in); for reading only."""
+        return [self._timelines[spec.index].stats for spec in self._specs]
+
     def received_any(self) -> bool:
         """True once any stream counted a valid RTP packet."""
         return any(timeline.stats.packets for timeline in self._timelines.values())
@@ -224,6 +230,19 @@ class CallRecorder:
             for each in self._timelines.values():
                 each.origin = self._origin
         timeline.add(packets)
+        if timeline.sync_offered:
+            self._synchronise(stream_index)
+
+    def add_batch(self, stream_index: int, batch: DatagramBatch) -> None:
+        """Place a batch as the socket read left it (valid during the call; see :mod:`media.udp_batch`): the
+        same as :meth:`add` of its datagrams, without copying out a plain batch of plain RTP."""
+        if not batch.count:
+            return
+        if self._origin is None or stream_index in self._decryptors:
+            self.add(stream_index, batch.datagrams())
+            return
+        timeline = self._timelines[stream_index]
+        timeline.add_batch(batch)
         if timeline.sync_offered:
             self._synchronise(stream_index)
 

@@ -59,6 +59,16 @@ class SampleBuffer:
         self._start = low if self._start is None else min(self._start, low)
         self._end = high if self._end is None else max(self._end, high)
 
+    def span(self, pos: int, count: int) -> Pcm:
+        """A writable view of positions ``[pos, pos + count)``, which count as written from now on: fill it
+        before anything else touches the buffer (``count`` > 0)."""
+        buf = self._reserve(pos, pos + count)
+        base = self._base
+        assert base is not None
+        self._start = pos if self._start is None else min(self._start, pos)
+        self._end = pos + count if self._end is None else max(self._end, pos + count)
+        return buf[pos - base : pos - base + count]
+
     def relocate(self, samples: int) -> None:
         """Move everything written ``samples`` later (negative: earlier); only before the first take or seek."""
         if self._emitted is not None:

@@ -23,15 +23,20 @@ call's shared clock. The shift persists: later anchors from arrival (a new SSRC,
 
 The common packet (version 2, no CSRC/extension/padding, no marker, the audio payload type, the current
 anchored SSRC, in sequence, on time) costs a header unpack, a little integer arithmetic and three list
-appends; everything else goes through :meth:`StreamTimeline._slow`. Decoding, placement, jitter
-(:mod:`media.quality`) and gap accounting run once per batch or less.
+appends; everything else goes through the rules spelled out packet by packet (:mod:`media.packet_rules`).
+Decoding, placement, jitter (:mod:`media.quality`) and gap accounting run once per batch or less.
+
+:meth:`StreamTimeline.add_batch` takes a batch as the socket read left it (:mod:`media.udp_batch`). When every
+datagram of it is such a common packet, of a table codec (G.711), with payloads of one length and timestamps
+back to back, and no pause applies, the batch is checked and placed as a whole: one header unpack, a few
+comparisons, one table lookup from the receive buffer into the timeline. Any other batch is copied out and
+goes through :meth:`StreamTimeline.add`, with the same result.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -39,71 +44,37 @@ import numpy.typing as npt
 
 from media.clock_sync import SyncPoint
 from media.codecs import Codec
-from media.dtmf import DtmfEvent
+from media.packet_rules import NEVER, TS_HALF, DtmfMark, PacketRules
 from media.placement import Placement
 from media.probation import Probation
 from media.quality import InterarrivalJitter
-from media.rtcp import RtcpTracker, SenderReport
-from media.rtp import HEADER, RtpHeader, is_rtcp, parse_rtp
+from media.rtcp import RtcpTracker
+from media.rtp import HEADER
 from media.sequence import SequenceTracker
 from media.stats import StreamStats
 from media.telephone_event import TelephoneEventReceiver
+from media.udp_batch import MAX_DATAGRAM, DatagramBatch
 
 __all__ = ["DtmfMark", "StreamTimeline"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DtmfMark:
-    """A key press on a stream's timeline: ``position`` and ``samples`` at the stream's sample rate."""
-
-    position: int
-    samples: int
-    event: DtmfEvent
-
-
 Pcm = npt.NDArray[np.int16]
-_Batch = tuple[list[bytes], list[int], list[float]]  # what a batch places: payloads, positions, arrivals
 
-_TS_HALF = 1 << 31
 _JUMP_SECONDS = 1.0
-_COMFORT_NOISE = 13  # RFC 3551 §6 static payload type CN (RFC 3389)
-_NEVER = -(1 << 62)
+_HEADER = HEADER.size
+_MASK32 = 0xFFFFFFFF
 
 
-class StreamTimeline:
+class StreamTimeline(PacketRules):
     """Sans-I/O placement of one stream's packets; see the module docstring for the rules."""
 
-    __slots__ = (
-        "_anchor_pos",
-        "_anchor_ts",
-        "_anchored",
+    __slots__ = (  # and those of PacketRules
         "_buffer",
-        "_current_seen",
-        "_den",
-        "_dtmf",
-        "_dtmf_marks",
         "_gaps",
-        "_held",
         "_jitter",
-        "_jump",
-        "_num",
-        "_offset",
-        "_pauses",
-        "_placement",
-        "_probation",
-        "_pt",
-        "_realigned",
         "_relocated",
-        "_rtcp",
-        "_seq",
-        "_ssrc",
-        "_sync",
-        "_sync_candidate",
-        "_te_pt",
-        "origin",
-        "sample_rate",
-        "stats",
-        "sync_offered",
+        "_table",
+        "_word",
     )
 
     def __init__(
@@ -122,11 +93,14 @@ class StreamTimeline:
         self.stats = stats if stats is not None else StreamStats()
         self.stats.refresh = self.refresh_stats
         self._pt = payload_type
+        self._word = 0x8000 | payload_type  # first two octets of a plain packet: version 2, nothing else set
         self._te_pt = -1 if telephone_event_pt is None else telephone_event_pt
         ratio = Fraction(codec.sample_rate, codec.clock_rate)
         self._num = ratio.numerator
         self._den = ratio.denominator
         self._jump = _JUMP_SECONDS * codec.sample_rate
+        # A plain batch is decoded straight from the receive buffer when a timestamp tick is a sample.
+        self._table = codec.table if self._num == self._den else None
         self._ssrc = -1
         self._seq = SequenceTracker()
         self._anchored = False  # anchor_ts (RTP clock) sits at anchor_pos (samples)
@@ -139,7 +113,7 @@ class StreamTimeline:
         self._placement = Placement(codec, self._paused_spans)
         self._buffer = self._placement.buffer
         self._offset = 0  # samples every placement is moved by (alignment onto the call's clock)
-        self._realigned = _NEVER  # reordered packets up to this extended sequence number predate a shift
+        self._realigned = NEVER  # reordered packets up to this extended sequence number predate a shift
         self._relocated = 0  # the part of the offset moved before any output (it cost nothing)
         self._dtmf = TelephoneEventReceiver()
         self._dtmf_marks: list[DtmfMark] = []
@@ -247,7 +221,7 @@ class StreamTimeline:
         if origin is None:
             raise RuntimeError("StreamTimeline.origin must be set before packets are added")
         emitted = self._buffer.emitted
-        floor = _NEVER if emitted is None else emitted
+        floor = NEVER if emitted is None else emitted
         pauses = self._pauses
         # Arrivals only grow: once a batch starts after the last resume, no pause applies to it.
         checking = bool(pauses) and (len(pauses[-1]) == 1 or packets[0][0] < pauses[-1][1])
@@ -270,8 +244,8 @@ class StreamTimeline:
         # Hot-loop copies of the state; written back around every slow-path packet.
         fast_ssrc = self._ssrc if self._anchored else -1
         anchor_pos = self._anchor_pos
-        shifted_pos = anchor_pos - _TS_HALF
-        ts_shift = _TS_HALF - self._anchor_ts
+        shifted_pos = anchor_pos - TS_HALF
+        ts_shift = TS_HALF - self._anchor_ts
         expect = (tracker.ext_max + 1) & 0xFFFF  # the sequence number of the next packet in order
         mark = 0  # arrivals[mark:] are in-order packets not yet counted by the tracker
 
@@ -282,7 +256,7 @@ class StreamTimeline:
                 b0 = -1
             if b0 == 0x80 and b1 == fast_pt and ssrc == fast_ssrc and seq == expect:
                 rel = (ts + ts_shift) & 0xFFFFFFFF  # ts - anchor_ts + 2**31, wrap-around included
-                pos = shifted_pos + rel if unity else anchor_pos + (rel - _TS_HALF) * num // den
+                pos = shifted_pos + rel if unity else anchor_pos + (rel - TS_HALF) * num // den
                 if pos >= floor and -jump <= pos + origin_pos - arrival * sample_rate <= jump:
                     expect = (seq + 1) & 0xFFFF
                     n_bytes += len(data)
@@ -301,8 +275,8 @@ class StreamTimeline:
             expect = (tracker.ext_max + 1) & 0xFFFF
             fast_ssrc = self._ssrc if self._anchored else -1
             anchor_pos = self._anchor_pos
-            shifted_pos = anchor_pos - _TS_HALF
-            ts_shift = _TS_HALF - self._anchor_ts
+            shifted_pos = anchor_pos - TS_HALF
+            ts_shift = TS_HALF - self._anchor_ts
 
         in_order = len(arrivals) - mark
         tracker.ext_max += in_order
@@ -322,174 +296,82 @@ class StreamTimeline:
             self._jitter.push(arrivals, positions)
             stats.gap_seconds = self._gaps.samples / sample_rate
 
-    def _slow(self, arrival: float, data: bytes, checking: bool, floor: int, batch: _Batch) -> None:
-        """Any packet the hot loop does not take, with every rule spelled out."""
-        stats = self.stats
-        if is_rtcp(data):  # RTCP on the RTP port (RFC 5761) or from the RTCP port
-            stats.rtcp_packets += 1
-            for report in self._rtcp.feed(arrival, data):
-                self._sender_report(report)
+    def add_batch(self, batch: DatagramBatch) -> None:
+        """Place a batch read from a socket (valid during the call): the same as :meth:`add` of its datagrams,
+        in one step when the batch is plain (see the module docstring)."""
+        count = batch.count
+        if not count:
             return
-        header = parse_rtp(data)
-        if header is None:
-            stats.invalid += 1
-            return
-        if header.ssrc == self._ssrc:
-            self._accept(arrival, data, header, checking, floor, batch)
-            return
-        stats.invalid += 1  # until its source is proven
-        pt = header.payload_type
-        if pt != self._pt and pt != self._te_pt and pt != _COMFORT_NOISE:
-            return  # a payload type this stream never carries proves no source
-        proven = self._probation.offer(arrival, data, header, self._current_seen)
-        if proven:
-            stats.invalid -= len(proven)
-            self._switch(proven[0][0], proven[0][2])
-            for held_arrival, held_data, held_header in proven:
-                self._accept(held_arrival, held_data, held_header, checking, floor, batch)
+        size = batch.lengths[0]
+        pauses = self._pauses
+        if (
+            self._table is None
+            or not self._anchored
+            or self.origin is None
+            or not _HEADER < size <= MAX_DATAGRAM
+            or batch.lengths.count(size) != count
+            or (pauses and (len(pauses[-1]) == 1 or batch.arrivals[0] < pauses[-1][1]))
+            or not self._place_plain(batch, size - _HEADER)
+        ):
+            self.add(batch.datagrams())
 
-    def _switch(self, arrival: float, header: RtpHeader) -> None:
-        """A new source: restart sequence accounting (RFC 3550 A.1) and re-anchor from arrival."""
-        stats = self.stats
-        if self._ssrc == -1:
-            stats.first_packet_at = arrival
-        else:
-            stats.ssrc_changes += 1
-            for event in self._dtmf.flush():  # a key press of the old source: placed on its clock
-                self._mark(event, arrival)
-            self._dtmf = TelephoneEventReceiver()
-        stats.ssrc = self._ssrc = header.ssrc
-        self._seq.start(header.sequence)
-        self._anchored = False
-        self._held = None
-        self._realigned = _NEVER
-        self._sync = self._sync_candidate = None  # the old source's clock mapping is of no use
-        stats.sender_packets = stats.sender_octets = None
-
-    def _accept(
-        self, arrival: float, data: bytes, header: RtpHeader, checking: bool, floor: int, batch: _Batch
-    ) -> None:
-        """An RTP packet of the current source: count it, then place it unless it is not audio for us."""
-        stats = self.stats
-        stats.packets += 1
-        stats.bytes += len(data)
-        stats.last_packet_at = arrival
-        self._current_seen = arrival
-        pt = header.payload_type
-        if pt != self._pt and pt != self._te_pt and pt != _COMFORT_NOISE:
-            # RFC 3550 §5.1: a payload type we do not understand is ignored, also by the sequence accounting,
-            # so a stray or forged packet cannot take the place of an audio packet's sequence number.
-            if checking and self._paused_at(arrival):
-                stats.suppressed += 1
-            else:
-                stats.other_payload += 1
-            return
+    def _place_plain(self, batch: DatagramBatch, payload: int) -> bool:
+        """Place a batch of one payload length if each of its packets would take the hot loop of :meth:`add`
+        and together they run back to back; False (nothing done) if not."""
+        assert self._table is not None and self.origin is not None
+        count = batch.count
+        heads = batch.headers()  # per packet: first two octets, sequence number, timestamp, SSRC
         tracker = self._seq
-        behind = tracker.behind(header.sequence)
-        fresh = tracker.accept(header.sequence)
-        if pt != self._pt:
-            if not fresh:
-                return  # e.g. the repeated final packet of a telephone event (RFC 4733 §2.5.1.4)
-            if checking and self._paused_at(arrival):
-                stats.suppressed += 1
-            elif pt == self._te_pt:
-                stats.telephone_events += 1
-                payload = data[header.payload_offset : header.payload_offset + header.payload_length]
-                for event in self._dtmf.feed(header.timestamp, payload, header.marker):
-                    self._mark(event, arrival)
-            else:  # comfort noise (RFC 3389): part of the sequence, never decoded; its gap stays silence
-                stats.comfort_noise += 1
-                if header.payload_length:
-                    stats.comfort_noise_level = data[header.payload_offset] & 0x7F  # −dBov (RFC 3389 §3.1)
-            return
-        if not fresh:
-            stats.duplicated += 1
-            return
-        if checking and self._paused_at(arrival):
-            stats.suppressed += 1
-            return
-        if behind and tracker.ext_max - behind <= self._realigned:
-            stats.late += 1  # sent before the stream was moved onto the call's clock: its place is gone
-            return
-        payload = data[header.payload_offset : header.payload_offset + header.payload_length]
-        pos = self._position(arrival, header, payload, floor, batch)
-        if pos is None:
-            return
-        if pos < floor:
-            stats.late += 1
-            return
-        if behind:
-            stats.reordered += 1
-        batch[0].append(payload)
-        batch[1].append(pos)
-        batch[2].append(arrival)
-
-    def _position(
-        self, arrival: float, header: RtpHeader, payload: bytes, floor: int, batch: _Batch
-    ) -> int | None:
-        """Where an audio packet goes, anchoring as needed; ``None`` while a timestamp jump is unconfirmed."""
-        assert self.origin is not None
-        arrival_pos = (arrival - self.origin) * self.sample_rate + self._offset
-        ts = header.timestamp
-        if not self._anchored:
-            return self._anchor(round(arrival_pos), ts)
-        pos = self._anchor_pos + self._scaled(ts - self._anchor_ts)
-        if -self._jump <= pos - arrival_pos <= self._jump:
-            return pos
-        # The timestamp disagrees with the arrival time. Like a sequence jump (RFC 3550 A.1) it counts once the
-        # next packet confirms it; a lone stray packet stays held back and is dropped.
-        held = self._held
-        if held is not None:
-            held_arrival, held_ts, held_payload = held
-            held_pos = round((held_arrival - self.origin) * self.sample_rate) + self._offset
-            pos = held_pos + self._scaled(ts - held_ts)
-            if -self._jump <= pos - arrival_pos <= self._jump:
-                self._held = None
-                self.stats.invalid -= 1
-                self.stats.timestamp_jumps += 1
-                self._anchor(held_pos, held_ts)
-                if held_pos >= floor:
-                    batch[0].append(held_payload)
-                    batch[1].append(held_pos)
-                    batch[2].append(held_arrival)
-                else:
-                    self.stats.late += 1
-                return pos
-        self._held = (arrival, ts, payload)
-        self.stats.invalid += 1
-        return None
-
-    def _anchor(self, pos: int, ts: int) -> int:
-        self._anchored = True
-        self._anchor_pos = pos
-        self._anchor_ts = ts
-        self._sync = self._sync_candidate = None  # a new anchor (a timestamp jump) breaks the SR mapping
-        self.sync_offered = False
-        return pos
-
-    def _sender_report(self, report: SenderReport) -> None:
-        """An SR of the current source becomes a sync candidate if its RTP timestamp agrees with its arrival
-        (as a media packet's must); one that does not is counted as rejected. NTP 0 means the sender has no
-        wall clock (RFC 3550 §6.4.1): nothing to align with."""
+        expect = (tracker.ext_max + 1) & 0xFFFF
+        ts = heads[2]
+        # A sequence number or timestamp that wraps inside the batch fails the comparison with its range.
+        if (
+            heads[0::4].count(self._word) != count
+            or heads[3::4].count(self._ssrc) != count
+            or heads[1::4] != tuple(range(expect, expect + count))
+            or heads[2::4] != tuple(range(ts, ts + count * payload, payload))
+        ):
+            return False
+        rel = (ts + TS_HALF - self._anchor_ts) & _MASK32  # RFC 3550 §5.1: wrap-around as in add()
+        if rel + (count - 1) * payload > _MASK32:
+            return False
+        first = self._anchor_pos - TS_HALF + rel
+        last = first + (count - 1) * payload
+        emitted = self._buffer.emitted
+        if emitted is not None and first < emitted:
+            return False  # late packets are counted one by one
+        rate = self.sample_rate
+        origin_pos = self.origin * rate - self._offset
+        arrivals = batch.arrivals
+        # Each packet within a second of where its arrival puts it. Float rounding is monotonic, so the bounds
+        # (first position against the latest arrival, last against the earliest) hold for every packet's
+        # difference as add() computes it; a batch that spans much time (a late drain) is checked packet by
+        # packet when they do not settle it.
+        jump = self._jump
+        if (
+            first + origin_pos - max(arrivals) * rate < -jump
+            or last + origin_pos - min(arrivals) * rate > jump
+        ):
+            off = [
+                pos + origin_pos - arrival * rate
+                for pos, arrival in zip(range(first, last + 1, payload), arrivals, strict=True)
+            ]
+            if min(off) < -jump or max(off) > jump:
+                return False
+        tracker.ext_max += count
+        tracker.received += count
         stats = self.stats
-        if report.ssrc != self._ssrc or not self._anchored or report.ntp == 0:
-            return
-        assert self.origin is not None
-        pos = self._anchor_pos + self._scaled(report.rtp_timestamp - self._anchor_ts)
-        arrival_pos = (report.arrival - self.origin) * self.sample_rate + self._offset
-        if abs(pos - arrival_pos) > self._jump:
-            stats.rtcp_sr_rejected += 1
-            return
-        stats.sender_packets = report.packets
-        stats.sender_octets = report.octets
-        self._sync_candidate = (report.ntp, report.rtp_timestamp)
-        self.sync_offered = True
-
-    def _point(self, mapping: tuple[int, int] | None) -> SyncPoint | None:
-        if mapping is None or not self._anchored:
-            return None
-        ntp, ts = mapping
-        return SyncPoint(ntp=ntp, position=self._anchor_pos + self._scaled(ts - self._anchor_ts))
+        stats.packets += count
+        stats.bytes += count * (payload + _HEADER)
+        latest = arrivals[-1]
+        stats.last_packet_at = max(stats.last_packet_at or latest, latest)
+        self._current_seen = max(self._current_seen or latest, latest)
+        # Expected and received grow alike: the loss stays what it was (RFC 3550 A.3).
+        stats.expected = tracker.expected
+        self._placement.place_octets(first, batch.payloads(payload), self._table)
+        self._jitter.push_run(arrivals, first, payload)
+        stats.gap_seconds = self._gaps.samples / rate
+        return True
 
     def dtmf(self, *, final: bool = False) -> list[DtmfMark]:
         """RFC 4733 key presses so far, on this stream's timeline; ``final`` also closes one whose end
@@ -498,34 +380,3 @@ class StreamTimeline:
             for event in self._dtmf.flush():
                 self._mark(event, self.stats.last_packet_at or 0.0)
         return list(self._dtmf_marks)
-
-    def _mark(self, event: DtmfEvent, arrival: float) -> None:
-        """Place a completed key press by its RTP timestamp (by arrival before the first audio packet)."""
-        if self._anchored:
-            pos = self._anchor_pos + self._scaled(event.start - self._anchor_ts)
-        else:
-            assert self.origin is not None
-            pos = round((arrival - self.origin) * self.sample_rate) + self._offset
-        self._dtmf_marks.append(DtmfMark(position=pos, samples=self._scaled(event.duration), event=event))
-
-    def _scaled(self, ts_delta: int) -> int:
-        """A timestamp difference (taken as signed 32-bit) in samples."""
-        rel = ((ts_delta + _TS_HALF) & 0xFFFFFFFF) - _TS_HALF
-        return rel if self._num == self._den else rel * self._num // self._den
-
-    def _paused_at(self, arrival: float) -> bool:
-        return any(arrival >= p[0] and (len(p) == 1 or arrival < p[1]) for p in self._pauses)
-
-    def _paused_spans(self) -> list[tuple[int, int]]:
-        """The pauses as timeline positions (an open one runs to the end of time)."""
-        if not self._pauses:
-            return []
-        assert self.origin is not None
-        origin, rate, offset = self.origin, self.sample_rate, self._offset
-        return [
-            (
-                round((p[0] - origin) * rate) + offset,
-                round((p[1] - origin) * rate) + offset if len(p) == 2 else -_NEVER,
-            )
-            for p in self._pauses
-        ]

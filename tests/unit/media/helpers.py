@@ -14,6 +14,7 @@ from media.codecs import Codec, codec_for
 from media.g711 import decode_ulaw, encode_ulaw
 from media.recorder import CallRecorder
 from media.srtp import SrtpKey, key_salt_length
+from media.udp_batch import BATCH, DatagramBatch
 from media.writer import AudioWriter
 
 SAMPLE_RATE = 8000
@@ -156,10 +157,14 @@ def simulate(
     tick: float = 0.2,
     write_every: int = 5,
     writer: AudioWriter | None = None,
+    batched: bool = False,
 ) -> npt.NDArray[np.int16]:
     """Drive ``recorder`` as MediaSession does, on a fake clock: every ``tick`` run the events that fell due
     (each at its own time), add what each leg received since the last tick, and every ``write_every`` ticks
-    mix (and write); at ``end`` (the hang-up) mix the rest. Returns every frame handed out."""
+    mix (and write); at ``end`` (the hang-up) mix the rest. Returns every frame handed out.
+
+    ``batched`` hands each tick's datagrams over as a socket read would, in batches of at most
+    :data:`~media.udp_batch.BATCH` (``add_batch``), instead of as a list (``add``)."""
     chunks: list[npt.NDArray[np.int16]] = []
     queue = sorted(events, key=lambda event: event[0])
     cursors = dict.fromkeys(legs, 0)
@@ -174,7 +179,10 @@ def simulate(
             first = last = cursors[index]
             while last < len(packets) and packets[last][0] < now:
                 last += 1
-            recorder.add(index, packets[first:last])
+            if not batched:
+                recorder.add(index, packets[first:last])
+            for at in range(first, last, BATCH) if batched else ():
+                recorder.add_batch(index, DatagramBatch.of(packets[at : min(at + BATCH, last)]))
             cursors[index] = last
         if now >= end:
             frames = recorder.mix_final(end)
