@@ -147,10 +147,12 @@ class CallManager:
         return self._ports.free
 
     def rtp_totals(self) -> RtpTotals:
+        """Summed at scrape time from each stream's live counters (no snapshot per stream: thousands of
+        streams would hold the event loop for tens of milliseconds)."""
         totals = RtpTotals()
         totals.add(self._finished_totals)
         for call in self._calls.values():
-            totals.add(RtpTotals.of(call.media.stats()))
+            totals.add(RtpTotals.of(call.media.counters()))
         return totals
 
     # -- events from the SIP driver (synchronous; work goes to tasks) ------------------------------------------
