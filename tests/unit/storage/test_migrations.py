@@ -17,7 +17,14 @@ def test_shipped_migrations_load_in_order() -> None:
     assert "CREATE TABLE recordings" in migrations[0].sql
 
 
-ALL = ["0001_catalogue", "0002_sessions_and_pauses", "0003_renditions", "0004_lifecycle", "0005_keep_proofs"]
+ALL = [
+    "0001_catalogue",
+    "0002_sessions_and_pauses",
+    "0003_renditions",
+    "0004_lifecycle",
+    "0005_keep_proofs",
+    "0006_accounts",
+]
 
 
 @pytest.mark.parametrize("name", ["1_catalogue", "0002-holds", "0002_Holds", "0002_", "0002_holds.sql"])
