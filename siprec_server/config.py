@@ -10,7 +10,7 @@ TOML layout (all keys optional)::
     [tls]       port = 5061 (0: off), certificate, key (PEM files; none: a self-signed pair under
                 <data_dir>/tls), srtp = "allow"
     [rtp]       host, ports = "20000-39999"
-    [http]      host, port
+    [http]      host, port, secure_cookies = true  # false only for a portal on plain HTTP other than localhost
     [database]  dsn                       # empty: embedded PostgreSQL under <data_dir>/pg
     [recording] reorder_window, sync_wait, no_media_timeout, shutdown_grace, max_calls,
                 format = "flac"       # flac | wav | opus | mp3: renditions are made from the FLAC master
@@ -61,6 +61,7 @@ class Config:
     rtp_port_max: int = 39999
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    secure_cookies: bool = True
     database_dsn: str = ""
     reorder_window: float = 0.3
     sync_wait: float = 4.0
@@ -132,6 +133,7 @@ _KEYS: dict[tuple[str, str], str] = {
     ("rtp", "ports"): "rtp_ports",
     ("http", "host"): "http_host",
     ("http", "port"): "http_port",
+    ("http", "secure_cookies"): "secure_cookies",
     ("database", "dsn"): "database_dsn",
     ("recording", "reorder_window"): "reorder_window",
     ("recording", "sync_wait"): "sync_wait",

@@ -1,4 +1,4 @@
-"""HTTP surface served in the server's own event loop: ``/healthz`` and ``/metrics``."""
+"""HTTP surface served in the server's own event loop: ``/healthz``, ``/metrics`` and the REST API (``/api/v1``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from .metrics import Metrics
 
@@ -20,7 +21,8 @@ __all__ = ["HttpServer", "build_app"]
 Health = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def build_app(metrics: Metrics, health: Health) -> Starlette:
+def build_app(metrics: Metrics, health: Health, api: ASGIApp | None = None) -> Starlette:
+    """``api`` (the REST API, routes under ``/api/v1``) answers every path not served here."""
     async def healthz(request: Request) -> Response:
         report = await health()
         status = 200 if report.get("status") in ("ok", "draining") else 503
@@ -29,7 +31,10 @@ def build_app(metrics: Metrics, health: Health) -> Starlette:
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_endpoint)])
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
+    if api is not None:
+        routes.append(Mount("/", app=api))
+    return Starlette(routes=routes)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):

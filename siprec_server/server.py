@@ -30,6 +30,7 @@ from storage.erasure import ErasureService
 from storage.policies import PolicyStore
 from storage.sweeper import Sweeper
 
+from .api import build_api, make_services
 from .bootstrap import open_storage
 from .call import existing_file
 from .calls import CallManager
@@ -137,7 +138,16 @@ async def run_server(config: Config) -> int:
                 status = "degraded"
             return {"status": status, "database": database, "active_calls": manager.active_calls}
 
-        http = HttpServer(build_app(metrics, health), host=config.http_host, port=config.http_port)
+        api = build_api(
+            make_services(
+                storage.pool,
+                blobs=storage.blobs,
+                bundle_dir=config.data_dir / "access_requests",
+                crypto=crypto,
+                secure_cookies=config.secure_cookies,
+            )
+        )
+        http = HttpServer(build_app(metrics, health, api), host=config.http_host, port=config.http_port)
         http_task = loop.create_task(http.serve())
         while not http.started:
             if http_task.done():
