@@ -139,6 +139,14 @@ def _dsar_commands(
     delivered.add_argument("--at", type=_since, metavar="TIME", help="when (default: now)")
     delivered.add_argument("--note", metavar="TEXT", help="how it was delivered")
 
+    extend = actions.add_parser(
+        "extend", help="extend the deadline by 1 or 2 months, once, within the first month (Art. 12(3))"
+    )
+    _leaf(extend, storage_options, tenant=True)
+    extend.add_argument("request_id", type=UUID, metavar="ID")
+    extend.add_argument("--months", type=int, choices=(1, 2), required=True)
+    extend.add_argument("--reason", required=True, metavar="TEXT", help="what the person is told")
+
     close = actions.add_parser("close", help="close the request and remove its bundle file")
     _leaf(close, storage_options, tenant=True)
     close.add_argument("request_id", type=UUID, metavar="ID")
@@ -294,6 +302,14 @@ async def _dsar(args: argparse.Namespace, config: Config, storage: StorageHandle
                 f"({result.bundle.size} bytes, sha256 {result.bundle.sha256})"
             )
         return EXIT_OK
+    if args.action == "extend":
+        case = await service.extend(
+            tenant_id, args.request_id, months=args.months, reason=args.reason, actor=actor
+        )
+        print(
+            f"access request {case.id}: due {_local_day(case.due_at)} (Budapest), {format_timestamp(case.due_at)}"
+        )
+        return EXIT_OK
     if args.action == "delivered":
         case = await service.mark_delivered(
             tenant_id, args.request_id, actor=actor, delivered_at=args.at, note=args.note
@@ -350,6 +366,9 @@ def _print_case(case: AccessRequest, now: datetime) -> None:
         ("bundle_sha256", case.bundle_sha256),
         ("exported_at", format_timestamp(case.exported_at)),
         ("delivered_at", format_timestamp(case.delivered_at)),
+        ("extended_at", format_timestamp(case.extended_at)),
+        ("extension", case.extension_reason),
+        ("closed_at", format_timestamp(case.closed_at)),
         ("opened_by", case.created_by),
         ("notes", case.notes),
     ]

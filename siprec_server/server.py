@@ -27,6 +27,7 @@ from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus, 
 from storage.audit import AuditLog
 from storage.consent import ConsentLedger
 from storage.erasure import ErasureService
+from storage.numbers_backfill import backfill_numbers
 from storage.policies import PolicyStore
 from storage.sweeper import Sweeper
 
@@ -73,6 +74,10 @@ async def run_server(config: Config) -> int:
         crypto = RecordingCrypto.from_config(config, storage.pool)
         sealer = Sealer(crypto, journal=config.data_dir / "sealing", registry=metrics.registry)
         await recover_unfinished(storage.catalogue, storage.blobs, sealer)
+        # Recordings catalogued before number keys existed: filled in once, so a subject search finds them.
+        filled = await backfill_numbers(storage.pool)
+        if filled:
+            log.info("filled in the number keys of %d older recordings", filled)
         endpoint = SipEndpoint(
             host=config.advertised_host, port=config.sip_port, user_agent=f"Hangtar/{product_version()}"
         )

@@ -31,6 +31,7 @@ from .access_rules import (
     CaseAction,
     SearchCriteria,
     due_at,
+    extended_due_at,
     is_overdue,
     next_status,
     parse_criteria,
@@ -79,8 +80,12 @@ _DELIVERED = f"""
     UPDATE access_requests SET status = 'delivered', delivered_at = $2, notes = {_APPEND_NOTE}
     WHERE id = $1 RETURNING *
 """  # noqa: S608
+_EXTENDED = """
+    UPDATE access_requests SET due_at = $2, extended_at = $3, extension_reason = $4
+    WHERE id = $1 RETURNING *
+"""
 _CLOSED = f"""
-    UPDATE access_requests SET status = 'closed', notes = {_APPEND_NOTE.replace("$3", "$2")}
+    UPDATE access_requests SET status = 'closed', closed_at = $3, notes = {_APPEND_NOTE.replace("$3", "$2")}
     WHERE id = $1 RETURNING *
 """  # noqa: S608
 
@@ -104,6 +109,9 @@ class AccessRequest:
     delivered_at: datetime | None = None
     created_by: str = ""
     notes: str | None = None
+    extended_at: datetime | None = None  # Art. 12(3): the deadline was extended then ...
+    extension_reason: str | None = None  # ... for this reason, told to the person
+    closed_at: datetime | None = None
 
     def overdue(self, now: datetime) -> bool:
         return is_overdue(self.status, self.due_at, now)
@@ -133,6 +141,9 @@ class AccessRequest:
             "delivered_at": format_timestamp(self.delivered_at),
             "created_by": self.created_by,
             "notes": self.notes,
+            "extended_at": format_timestamp(self.extended_at),
+            "extension_reason": self.extension_reason,
+            "closed_at": format_timestamp(self.closed_at),
         }
         if now is not None:
             data["overdue"] = self.overdue(now)
@@ -340,10 +351,52 @@ class AccessRequests:
     ) -> AccessRequest:
         """Close the case and remove its bundle file (its path and SHA-256 stay as the record of what was
         sent)."""
-        closed = await self._move(tenant_id, request_id, CaseAction.CLOSE, actor, _CLOSED, note)
+        closed = await self._move(
+            tenant_id, request_id, CaseAction.CLOSE, actor, _CLOSED, note, self._clock()
+        )
         if closed.bundle_path:
             self._remove_bundle(closed.bundle_path)
         return closed
+
+    async def extend(
+        self, tenant_id: UUID | None, request_id: UUID, *, months: int, reason: str, actor: Actor
+    ) -> AccessRequest:
+        """Extend the deadline by one or two months (Art. 12(3)): once, before the first deadline, with the
+        reason the person is told. :class:`LifecycleError` when the case cannot be extended."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            with translated("extend an access request"):
+                row = await conn.fetchrow(_LOCK, tenant_id, request_id)
+            if row is None:
+                raise NotFoundError(f"no access request {request_id}")
+            case = _request(row)
+            now = self._clock()
+            due = extended_due_at(
+                status=case.status,
+                received_at=case.received_at,
+                due=case.due_at,
+                now=now,
+                months=months,
+                reason=reason,
+                zone=self._zone,
+            )
+            with translated("extend an access request"):
+                row = await conn.fetchrow(_EXTENDED, request_id, due, now, reason.strip())
+            await self._audit.append(
+                conn,
+                AuditEntry(
+                    actor=actor,
+                    action="access_request.extend",
+                    tenant_id=tenant_id,
+                    object_kind="access_request",
+                    object_id=str(request_id),
+                    details={
+                        "from": format_timestamp(case.due_at),
+                        "to": format_timestamp(due),
+                        "months": months,
+                    },
+                ),
+            )
+        return _request(row)
 
     async def _move(
         self,
@@ -470,6 +523,9 @@ def _request(row: Mapping[str, Any]) -> AccessRequest:
             delivered_at=row["delivered_at"],
             created_by=row["created_by"],
             notes=row["notes"],
+            extended_at=row["extended_at"],
+            extension_reason=row["extension_reason"],
+            closed_at=row["closed_at"],
         )
     except (KeyError, ValueError) as exc:
         raise CatalogueError(f"access request {row.get('id')} has a malformed row: {exc}") from exc

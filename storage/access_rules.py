@@ -4,6 +4,10 @@
   1182/71 Art. 3(2)(c)), the period ends at the end of the day in the next month with the same date as the
   day of receipt, or of that month's last day when it has no such date (received 31 January: due 28 or 29
   February). Days are the controller's local days (Europe/Budapest by default).
+- Extension (Art. 12(3)): "by two further months where necessary, taking into account the complexity and
+  number of the requests"; the person must be told, with the reasons, within one month of receipt. So an
+  unanswered case may be extended once, by one or two months, before its first deadline, and only with a
+  reason; the new deadline is counted like the first, from the day of receipt (two or three calendar months).
 - Status: ``open`` → ``exported`` (a copy was made; may be made again) → ``delivered`` (the copy was handed
   over) → ``closed``; a case may be closed from any state (the person withdrew the request, or it was
   answered). Nothing else moves.
@@ -31,6 +35,7 @@ __all__ = [
     "SearchCriteria",
     "add_calendar_month",
     "due_at",
+    "extended_due_at",
     "is_overdue",
     "next_status",
     "parse_criteria",
@@ -81,12 +86,50 @@ def add_calendar_month(day: date) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def due_at(received_at: datetime, zone: ZoneInfo = DEADLINE_ZONE) -> datetime:
-    """The last moment (UTC) to answer a request received at ``received_at`` (Art. 12(3))."""
+def due_at(received_at: datetime, zone: ZoneInfo = DEADLINE_ZONE, *, months: int = 1) -> datetime:
+    """The last moment (UTC) to answer a request received at ``received_at`` (Art. 12(3)), ``months`` calendar
+    months after receipt (1; 2 or 3 once extended)."""
     if received_at.utcoffset() is None:
         raise ValueError("received_at must be timezone-aware")
-    last_day = add_calendar_month(received_at.astimezone(zone).date())
+    last_day = received_at.astimezone(zone).date()
+    received_day = last_day.day
+    for _ in range(months):
+        last_day = add_calendar_month(last_day)
+        # Counted from the day of receipt, not month by month: 31 January + 2 months is 31 March.
+        month_days = calendar.monthrange(last_day.year, last_day.month)[1]
+        last_day = last_day.replace(day=min(received_day, month_days))
     return datetime.combine(last_day, time.max, tzinfo=zone).astimezone(UTC)
+
+
+MAX_EXTENSION_MONTHS = 2
+
+
+def extended_due_at(
+    *,
+    status: AccessRequestStatus,
+    received_at: datetime,
+    due: datetime,
+    now: datetime,
+    months: int,
+    reason: str,
+    zone: ZoneInfo = DEADLINE_ZONE,
+) -> datetime:
+    """The deadline after extending by ``months``; :class:`LifecycleError` (or ValueError for bad input) when
+    the case cannot be extended, saying why."""
+    if not 1 <= months <= MAX_EXTENSION_MONTHS:
+        raise ValueError(f"an extension is 1 or {MAX_EXTENSION_MONTHS} months (Art. 12(3))")
+    if not reason.strip():
+        raise ValueError("give the reason for the extension: the person must be told it (Art. 12(3))")
+    if status not in _UNANSWERED:
+        raise LifecycleError(f"an access request that is {status.value} needs no more time")
+    first = due_at(received_at, zone)
+    if due != first:
+        raise LifecycleError("the deadline was extended already; Art. 12(3) allows one extension")
+    if now > first:
+        raise LifecycleError(
+            "too late to extend: the person must be told of an extension within one month of receipt"
+        )
+    return due_at(received_at, zone, months=1 + months)
 
 
 def is_overdue(status: AccessRequestStatus, due: datetime, now: datetime) -> bool:

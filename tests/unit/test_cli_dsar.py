@@ -127,6 +127,34 @@ async def test_a_request_from_search_to_close(
     )
     code, out, _ = await hangtar(config, capsys, "dsar", "list", "--tenant", "acme-kft")
     assert code == 0 and case["id"] in out and "+3612345678" in out
+    code, out, _ = await hangtar(
+        config,
+        capsys,
+        "dsar",
+        "extend",
+        "--tenant",
+        "acme-kft",
+        case["id"],
+        "--months",
+        "2",
+        "--reason",
+        "recordings of three years to review",
+    )
+    assert code == 0 and out.startswith(f"access request {case['id']}: due ")
+    code, _, err = await hangtar(
+        config,
+        capsys,
+        "dsar",
+        "extend",
+        "--tenant",
+        "acme-kft",
+        case["id"],
+        "--months",
+        "1",
+        "--reason",
+        "again",
+    )
+    assert code == 4 and "extended already" in err
 
     code, out, _ = await hangtar(
         config, capsys, "dsar", "export", "--tenant", "acme-kft", case["id"], "--json"
@@ -147,6 +175,7 @@ async def test_a_request_from_search_to_close(
     assert code == 0 and bundle.name not in os.listdir(bundle.parent)
     code, out, _ = await hangtar(config, capsys, "dsar", "show", "--tenant", "acme-kft", case["id"])
     assert code == 0 and "closed" in out and "e-mail" in out
+    assert "recordings of three years to review" in out and "closed_at" in out
 
     code, out, _ = await hangtar(config, capsys, "audit", "list", "--action", "recording.export", "--json")
     assert code == 0

@@ -205,6 +205,55 @@ async def test_a_case_is_due_one_calendar_month_after_receipt(
     assert "Kovács" not in json.dumps(entry["details"]) and "+36" not in json.dumps(entry["details"])
 
 
+async def test_a_case_may_be_extended_once_by_up_to_two_months_before_its_first_deadline(
+    pool: asyncpg.Pool, blobs: FileBlobStore, tmp_path: Path
+) -> None:
+    acme, _, _ = await _calls(pool, blobs)
+    clock = Clock(datetime(2027, 2, 10, 9, 0, tzinfo=UTC))
+    requests = service(pool, blobs, tmp_path, clock)
+    received = datetime(2027, 1, 31, 16, 45, tzinfo=DEADLINE_ZONE)
+    case = await requests.open(
+        acme, requester="Kovács Éva", number="+3612345678", received_at=received, actor=ANNA
+    )
+    for months, reason, error in (
+        (3, "many recordings", "1 or 2 months"),
+        (0, "many recordings", "1 or 2 months"),
+        (2, "  ", "reason"),
+    ):
+        with pytest.raises(ValueError, match=error):
+            await requests.extend(acme, case.id, months=months, reason=reason, actor=ANNA)
+
+    extended = await requests.extend(
+        acme, case.id, months=2, reason="412 recordings over three years to review", actor=ANNA
+    )
+    # Counted from the day of receipt: 31 January + 3 months is the last day of April.
+    assert extended.due_at == datetime(2027, 4, 30, 23, 59, 59, 999999, tzinfo=DEADLINE_ZONE)
+    assert (extended.extended_at, extended.extension_reason) == (
+        clock.now,
+        "412 recordings over three years to review",
+    )
+    assert (await requests.show(acme, case.id)).due_at == extended.due_at
+    with pytest.raises(LifecycleError, match="extended already"):
+        await requests.extend(acme, case.id, months=1, reason="more", actor=ANNA)
+    entry = await pool.fetchrow("SELECT * FROM audit_log WHERE action = 'access_request.extend'")
+    assert entry["object_id"] == str(case.id) and dict(entry["details"])["months"] == 2
+
+    # Too late: the first month has passed (the person had to be told within it).
+    late = await requests.open(
+        acme, requester="Szabó Gergő", number="+36301234567", received_at=received, actor=ANNA
+    )
+    clock.now = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+    with pytest.raises(LifecycleError, match="within one month"):
+        await requests.extend(acme, late.id, months=1, reason="many recordings", actor=ANNA)
+    # Another tenant's case is not found; a closed case needs no more time, and says when it was closed.
+    with pytest.raises(NotFoundError):
+        await requests.extend(uuid4(), late.id, months=1, reason="x", actor=ANNA)
+    closed = await requests.close(acme, late.id, actor=ANNA, note="withdrawn by the person")
+    assert closed.closed_at == clock.now
+    with pytest.raises(LifecycleError, match="closed needs no more time"):
+        await requests.extend(acme, late.id, months=1, reason="x", actor=ANNA)
+
+
 async def test_a_case_needs_a_requester_and_cannot_come_from_the_future(
     pool: asyncpg.Pool, blobs: FileBlobStore, tmp_path: Path
 ) -> None:

@@ -24,6 +24,8 @@ ALL = [
     "0004_lifecycle",
     "0005_keep_proofs",
     "0006_accounts",
+    "0007_search",
+    "0008_access_extension",
 ]
 
 
