@@ -6,18 +6,26 @@ with; the server mounts it in its own event loop.
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, FastAPI
 
-from . import auth_routes, problems, users_routes
+from . import (
+    access_routes,
+    audit_routes,
+    auth_routes,
+    consent_routes,
+    holds_routes,
+    problems,
+    recordings,
+    settings_routes,
+    users_routes,
+)
 from .services import ApiServices
 
 __all__ = ["API_PREFIX", "build_api"]
 
 API_PREFIX = "/api/v1"
-_OPTIONAL_ROUTERS = ("siprec_server.api.recordings",)  # mounted when present
 
 
 def _version() -> str:
@@ -28,16 +36,16 @@ def _version() -> str:
 
 
 def _routers() -> list[APIRouter]:
-    routers = [auth_routes.router, users_routes.router]
-    for name in _OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        routers.append(module.router)
-    return routers
+    return [
+        auth_routes.router,
+        users_routes.router,
+        recordings.router,
+        holds_routes.router,
+        access_routes.router,
+        consent_routes.router,
+        settings_routes.router,
+        audit_routes.router,
+    ]
 
 
 def build_api(services: ApiServices) -> FastAPI:

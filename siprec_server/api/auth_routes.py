@@ -27,6 +27,7 @@ from .deps import (
     client_origin,
     services,
 )
+from .fields import TEXT
 from .problems import PROBLEM_JSON, ApiProblem, throttled
 from .services import ApiServices
 
@@ -40,7 +41,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(min_length=1, max_length=320)
+    email: str = Field(min_length=1, max_length=320, pattern=TEXT)
     password: str = Field(min_length=1, max_length=1024)
 
 

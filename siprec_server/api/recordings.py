@@ -19,7 +19,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from storage.audio_range import (
@@ -48,6 +48,7 @@ from storage.reference import normalize_reference
 from storage.retention_class import Basis, RetentionClass
 
 from .deps import client_origin, require, services
+from .fields import Moment
 from .problems import PROBLEM_JSON, ApiProblem, not_found
 from .services import ApiServices
 
@@ -285,8 +286,8 @@ async def list_recordings(
     number: Annotated[str | None, Query(max_length=200, description="as written: 06 1 234 5678")] = None,
     reference: Annotated[str | None, Query(max_length=40)] = None,
     participant: Annotated[str | None, Query(max_length=200, description="part of a name or address")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="started at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="started before")] = None,
+    since: Annotated[Moment | None, Query(description="started at or after")] = None,
+    until: Annotated[Moment | None, Query(description="started before")] = None,
     status: RecordingStatus | None = None,
     retention_class: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_]{0,40}$")] = None,
     direction: CallDirection | None = None,

@@ -24,6 +24,7 @@ from storage.principal import Permission, Principal, Role
 from storage.users import User
 
 from .deps import client_origin, require, services
+from .fields import TEXT
 from .problems import PROBLEM_JSON, ApiProblem, not_found
 from .services import ApiServices
 
@@ -71,7 +72,7 @@ class UserPage(BaseModel):
 
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Field(min_length=3, max_length=254, pattern=TEXT)
     role: Role
 
 
@@ -118,7 +119,7 @@ class ApiKeyPage(BaseModel):
 
 class NewApiKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=TEXT)
     role: Role
 
 
@@ -140,7 +141,7 @@ def _decode(cursor: str, keys: tuple[str, ...]) -> dict[str, str]:
     if (
         not isinstance(data, dict)
         or set(data) != set(keys)
-        or not all(isinstance(v, str) for v in data.values())
+        or not all(isinstance(v, str) and "\x00" not in v for v in data.values())
     ):
         raise ApiProblem(
             422,

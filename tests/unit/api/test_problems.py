@@ -187,3 +187,29 @@ async def test_the_openapi_document_is_published(make_client: MakeClient) -> Non
         "application/problem+json": {}
     }
     assert (await client.get("/api/v1/docs")).status_code == 200
+
+
+AsKey = Callable[[Role], Awaitable[httpx.AsyncClient]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/v1/api-keys", {"name": "crm\x00", "role": "viewer"}),
+        ("POST", "/api/v1/users", {"email": "eva\x00@acme.example", "role": "viewer"}),
+        ("GET", "/api/v1/users?cursor=eyJlIjoiYVx1MDAwMCJ9", None),  # {"e": "a\u0000"}
+        ("GET", "/api/v1/recordings?since=0001-01-01T00:00:00%2B01:00", None),
+        ("GET", "/api/v1/recordings?until=9999-12-31T23:59:59-01:00", None),
+    ],
+)
+async def test_input_the_database_cannot_hold_is_422_not_500(
+    as_key: AsKey, method: str, path: str, body: dict[str, str] | None
+) -> None:
+    """NUL in text and times beyond what a timestamp converts are refused before they reach PostgreSQL."""
+    client = await as_key(Role.ADMIN)
+    problem(await client.request(method, path, json=body), 422)
+
+
+async def test_a_login_with_nul_in_the_email_is_422(make_client: MakeClient) -> None:
+    response = await make_client().post("/api/v1/session", json={"email": "a\x00@b.hu", "password": "x"})
+    problem(response, 422)
