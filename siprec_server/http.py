@@ -23,6 +23,7 @@ Health = Callable[[], Awaitable[dict[str, Any]]]
 
 def build_app(metrics: Metrics, health: Health, api: ASGIApp | None = None) -> Starlette:
     """``api`` (the REST API, routes under ``/api/v1``) answers every path not served here."""
+
     async def healthz(request: Request) -> Response:
         report = await health()
         status = 200 if report.get("status") in ("ok", "draining") else 503
