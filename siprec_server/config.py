@@ -19,6 +19,7 @@ TOML layout (all keys optional)::
                 mp3_bitrate = 32000
     [storage]   key_file              # tenant key-encryption keys; empty: <data_dir>/keys/keys.json
     [retention] sweep_interval = 300  # seconds between retention sweeps on this node (0: never)
+    [delivery]  interval = 60         # seconds between delivery passes (SFTP, CRM) on this node (0: never)
     [log]       level
 
 Environment variables are ``HANGTAR_<SECTION>_<KEY>`` (``HANGTAR_SIP_PORT``, ``HANGTAR_RTP_PORTS``,
@@ -80,6 +81,7 @@ class Config:
     # -- GDPR lifecycle (storage.keys, storage.sweeper) --
     key_file: str = ""
     sweep_interval: float = 300.0
+    delivery_interval: float = 60.0
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -150,6 +152,7 @@ _KEYS: dict[tuple[str, str], str] = {
     ("transcode", "mp3_bitrate"): "mp3_bitrate",
     ("storage", "key_file"): "key_file",
     ("retention", "sweep_interval"): "sweep_interval",
+    ("delivery", "interval"): "delivery_interval",
 }
 
 
@@ -299,6 +302,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("max calls must be at least 1")
     if config.sweep_interval != 0 and not 10 <= config.sweep_interval <= 86400:
         raise ConfigError("retention sweep_interval must be 0 (off) or between 10 and 86400 seconds")
+    if config.delivery_interval != 0 and not 5 <= config.delivery_interval <= 86400:
+        raise ConfigError("delivery interval must be 0 (off) or between 5 and 86400 seconds")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log level {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
 

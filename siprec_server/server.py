@@ -14,6 +14,7 @@ import asyncio
 import logging
 import resource
 import signal
+import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -26,7 +27,11 @@ from media.write_queue import WriteQueue
 from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus, open_pool
 from storage.audit import AuditLog
 from storage.consent import ConsentLedger
+from storage.delivery_copies import DeliveredCopies
+from storage.delivery_outbox import Outbox
+from storage.delivery_targets import TargetKind, TargetStore
 from storage.erasure import ErasureService
+from storage.keyfile import KeyFileProvider
 from storage.numbers_backfill import backfill_numbers
 from storage.policies import PolicyStore
 from storage.sweeper import Sweeper
@@ -36,6 +41,7 @@ from .bootstrap import open_storage
 from .call import existing_file
 from .calls import CallManager
 from .config import Config
+from .delivery import DeliveryMetrics, DeliveryWorker, PayloadSource, SftpTransport
 from .http import HttpServer, build_app
 from .lifecycle import CallLifecycle
 from .metrics import Metrics
@@ -43,7 +49,7 @@ from .policy_book import PolicyBook
 from .sealing import RecordingCrypto, Sealer, StoredFile, plain_stored_file
 from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
-from .transcoder import TranscodePool
+from .transcoder import TranscodePool, encode_settings
 from .transport import SipDriver
 
 __all__ = ["run_server"]
@@ -169,6 +175,10 @@ async def run_server(config: Config) -> int:
         sweeping = asyncio.Event()
         if config.sweep_interval:
             background.append(loop.create_task(sweeper.run_periodically(config.sweep_interval, sweeping)))
+        if config.delivery_interval:
+            # Deliveries to tenants' SFTP servers: one pass at a time per node, items claimed with SKIP LOCKED.
+            delivery = await _delivery_worker(config, storage.pool, storage.blobs, crypto, audit, metrics)
+            background.append(loop.create_task(delivery.run_periodically(config.delivery_interval, sweeping)))
         _announce(config, storage.dsn_kind, tls)
 
         await stop.wait()
@@ -289,6 +299,32 @@ async def _check_media(manager: CallManager) -> None:
     while True:
         await asyncio.sleep(_MEDIA_CHECK_INTERVAL)
         manager.check_calls()
+
+
+async def _delivery_worker(
+    config: Config,
+    pool: Any,
+    blobs: FileBlobStore,
+    crypto: RecordingCrypto,
+    audit: AuditLog,
+    metrics: Metrics,
+) -> DeliveryWorker:
+    """The delivery worker over the outbox; payloads are spooled under the data dir (emptied at start)."""
+    payloads = PayloadSource(
+        pool, blobs, crypto, spool=config.data_dir / "delivery-spool", settings=encode_settings(config)
+    )
+    await payloads.clear_spool()
+    return DeliveryWorker(
+        outbox=Outbox(pool, audit=audit, clock=_now),
+        targets=TargetStore(pool, KeyFileProvider(config.key_file_path), audit=audit, clock=_now),
+        payloads=payloads,
+        transports={TargetKind.SFTP: SftpTransport()},
+        copies=DeliveredCopies(
+            pool, ErasureService(pool, blobs, audit=audit, clock=_now), node=socket.gethostname()
+        ),
+        clock=_now,
+        metrics=DeliveryMetrics(metrics.registry),
+    )
 
 
 def _announce(config: Config, dsn_kind: str, tls: TlsSetup | None) -> None:

@@ -3,6 +3,8 @@
 set -euo pipefail
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+# OpenSSH's sshd: the SFTP server the delivery tests upload to (tests/unit/delivery/).
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

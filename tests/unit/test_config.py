@@ -60,6 +60,7 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"HANGTAR_SIP_HOST": "not a host!"}, "is not an IP address or host name"),
         ({"HANGTAR_LOG_LEVEL": "chatty"}, "log level 'chatty'"),
         ({"HANGTAR_RECORDING_REORDER_WINDOW": "60"}, "reorder window"),
+        ({"HANGTAR_DELIVERY_INTERVAL": "1"}, "delivery interval must be 0 (off) or between 5 and 86400"),
     ],
 )
 def test_bad_values_are_named(environ: dict[str, str], message: str) -> None:

@@ -26,6 +26,7 @@ ALL = [
     "0006_accounts",
     "0007_search",
     "0008_access_extension",
+    "0009_delivery",
 ]
 
 
