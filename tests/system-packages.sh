@@ -5,6 +5,8 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 # OpenSSH's sshd: the SFTP server the delivery tests upload to (tests/unit/delivery/).
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# promtool checks and unit-tests the alert rules in deploy/prometheus/.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive
