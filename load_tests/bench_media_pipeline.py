@@ -7,9 +7,18 @@ stream are handed over as the receiver hands them, a :class:`media.udp_batch.Dat
 the "per packet" row feeds the same packets as ``(arrival, bytes)`` lists (``add``), the path every batch
 that is not plain takes. Extra rows: the recorder on calls that were paused and resumed before their media
 (what the pause check costs the plain path once a pause is over), and on SRTP calls
-(AES_CM_128_HMAC_SHA1_80 on both streams, decrypted by libsrtp before the timeline).
+(AES_CM_128_HMAC_SHA1_80 on both streams, decrypted by libsrtp before the timeline), the recorder with in-band
+key detection on the caller's stream (what a consent call without telephone-event runs on the asked party's
+audio: :mod:`media.dtmf_inband` over each mix), and the FLAC written
+encrypted at rest as the server does (storage.sealed.SealedWriter: AES-256-GCM in 64 KiB chunks, flushed and
+the STREAMINFO sample count updated after every write).
 
     .venv/bin/python load_tests/bench_media_pipeline.py --calls 200 1000 --seconds 5
+
+Encryption costs most once a file is past its first 64 KiB chunk (each sample-count update then re-seals that
+chunk): give it a minute of audio, ``--calls 200 --seconds 60``, to see it. There (2-core machine, others'
+work running): recorder + FLAC 4.6–6.2 µs per packet (4.4–5.4 before the writer went through libsndfile's
+virtual I/O), recorder + sealed FLAC 6.3–8.0; encryption adds about 1.5–2 µs per packet.
 
 On the 2-core reference machine (500 calls, other work running, so ±30 %): at the 500 ms tick the recorder
 takes 1.8–2.4 µs per packet (2.7–3.0 µs packet by packet), recorder + FLAC 4.8–5.8; at the old 200 ms tick
@@ -21,6 +30,7 @@ quarter of it libFLAC's MD5 of the audio, which libsndfile offers no way to turn
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -41,6 +51,7 @@ from media.session import TICK
 from media.srtp import SrtpKey
 from media.udp_batch import DatagramBatch
 from media.writer import FlacWriter
+from storage.sealed import SealedWriter
 
 SAMPLE_RATE = 8000
 PACKET = 160  # samples per 20 ms packet
@@ -141,6 +152,8 @@ def run_pipeline(
     srtp: bool = False,
     paused_before: bool = False,
     batched: bool = True,
+    sealed: bool = False,
+    inband: bool = False,
 ) -> tuple[float, int, int, float]:
     """Add every tick, mix (and write) every ``every`` ticks, as MediaSession does.
 
@@ -149,11 +162,14 @@ def run_pipeline(
     pcmu = codec_for("PCMU")
     assert pcmu is not None
     key = SRTP_KEY if srtp else None
+    te = None if inband else 101  # in-band detection runs only on streams without telephone-event
     specs = [
-        StreamSpec(index=0, channel=0, codec=pcmu, payload_type=0, telephone_event_pt=101, srtp=key),
-        StreamSpec(index=1, channel=1, codec=pcmu, payload_type=0, telephone_event_pt=101, srtp=key),
+        StreamSpec(index=0, channel=0, codec=pcmu, payload_type=0, telephone_event_pt=te, srtp=key),
+        StreamSpec(index=1, channel=1, codec=pcmu, payload_type=0, telephone_event_pt=te, srtp=key),
     ]
     recorders = [CallRecorder(streams=specs, channels=2) for _ in range(calls)]
+    for recorder in recorders if inband else ():
+        recorder.set_inband_dtmf(0, True)  # a consent call: the asked party's stream (the caller's) only
     if paused_before:
         media_start = ticks[0][0] - (ticks[1][0] - ticks[0][0])  # one tick before the first: the first packet
         for recorder in recorders:
@@ -161,7 +177,18 @@ def run_pipeline(
             recorder.set_paused(False, media_start - 1.0)
     began = time.process_time()
     writers = (
-        [FlacWriter(directory / f"call{i}.flac", 2, SAMPLE_RATE) for i in range(calls)] if directory else []
+        [
+            FlacWriter(
+                SealedWriter(directory / f"call{i}.flac.sealed", os.urandom(32))
+                if sealed
+                else directory / f"call{i}.flac",
+                2,
+                SAMPLE_RATE,
+            )
+            for i in range(calls)
+        ]
+        if directory
+        else []
     )
     files_cpu = time.process_time() - began
     # What the receivers hand over: each tick's datagrams of a stream in a buffer (shared by the calls).
@@ -236,6 +263,12 @@ def main() -> None:
             runs.append((cpu, packets, frames, files_cpu, size))
         cpu, packets, frames, files_cpu, size = min(runs)
         rows.append(("recorder + FLAC", cpu, packets))
+        sealed_runs = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
+                sealed_runs.append(run_pipeline(calls, ticks, every, Path(tmp), sealed=True))
+        cpu, packets, _, sealed_files_cpu = min(sealed_runs)
+        rows.append(("recorder + sealed FLAC", cpu, packets))
         cpu, packets, _, _ = min(
             run_pipeline(calls, ticks, every, None, paused_before=True) for _ in range(args.repeat)
         )
@@ -244,6 +277,10 @@ def main() -> None:
             run_pipeline(calls, srtp_ticks, every, None, srtp=True) for _ in range(args.repeat)
         )
         rows.append(("recorder + SRTP", cpu, packets))
+        cpu, packets, _, _ = min(
+            run_pipeline(calls, ticks, every, None, inband=True) for _ in range(args.repeat)
+        )
+        rows.append(("recorder + in-band DTMF", cpu, packets))
         call_hours = calls * args.seconds / 3600
         for stage, cpu_s, n in rows:
             us = cpu_s / n * 1e6
@@ -252,7 +289,8 @@ def main() -> None:
         per_minute = size / calls / audio_s * 60 / 1e6
         print(
             f"{'':>6} FLAC {per_minute:.2f} MB per call-minute; opening + closing a file "
-            f"{files_cpu / calls * 1000:.2f} ms CPU per call (not in the rows above)"
+            f"{files_cpu / calls * 1000:.2f} ms CPU per call, sealed {sealed_files_cpu / calls * 1000:.2f} "
+            "(not in the rows above)"
         )
 
 

@@ -271,13 +271,17 @@ class PacketRules:
         return SyncPoint(ntp=ntp, position=self._anchor_pos + self._scaled(ts - self._anchor_ts))
 
     def _mark(self, event: DtmfEvent, arrival: float) -> None:
-        """Place a completed key press by its RTP timestamp (by arrival before the first audio packet)."""
+        """Keep a completed key press, placed by :meth:`_press_mark`."""
+        self._dtmf_marks.append(self._press_mark(event, arrival))
+
+    def _press_mark(self, event: DtmfEvent, arrival: float) -> DtmfMark:
+        """A key press placed by its RTP timestamp (by arrival before the first audio packet)."""
         if self._anchored:
             pos = self._anchor_pos + self._scaled(event.start - self._anchor_ts)
         else:
             assert self.origin is not None
             pos = round((arrival - self.origin) * self.sample_rate) + self._offset
-        self._dtmf_marks.append(DtmfMark(position=pos, samples=self._scaled(event.duration), event=event))
+        return DtmfMark(position=pos, samples=self._scaled(event.duration), event=event)
 
     def _scaled(self, ts_delta: int) -> int:
         """A timestamp difference (taken as signed 32-bit) in samples."""

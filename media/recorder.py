@@ -20,6 +20,14 @@ packets must still land after what was handed out); when the paths differ by mor
 moves later for the rest. Each move drops or pads its size once. Without sender reports nothing moves. With
 ``sync_wait``, output waits up to that long after the first packet for every delivering stream's first
 report: streams aligned before anything is handed out move whole, with nothing dropped or padded.
+
+Key presses (:mod:`media.presses`) are kept per stream on the recording's clock and listed in the result.
+:meth:`CallRecorder.take_presses` reports each one once, as soon as its start is known, for a caller that
+acts on keys during the call: an RFC 4733 press from its first packet (the key-down time, duration so far), an
+in-band press once its tone has ended. In-band detection runs only on streams switched on with
+:meth:`CallRecorder.set_inband_dtmf`, which never applies to a stream with telephone-event: one press is
+never reported both ways. Its detectors are fed each stream's PCM as :meth:`CallRecorder.mix` takes it, so a
+press is found up to one mix interval (plus one detector batch) after its tone reached the mix.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from media.clock_sync import ALIGN_MARGIN, SyncPoint, alignment, consistent
 from media.codecs import Codec
 from media.decrypt import decrypt_batch
 from media.pauses import PauseState
+from media.presses import DtmfPress, InbandPresses, InbandTrack, press_at
 from media.srtp import SrtpDecryptor, SrtpKey
 from media.stats import StreamStats, StreamStatsSnapshot
 from media.timeline import StreamTimeline
@@ -76,19 +85,6 @@ class RecordingResult:
     dtmf: list[DtmfPress] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DtmfPress:
-    """An RFC 4733 key press on stream ``stream``: ``at`` seconds from the first frame, lasting ``duration``.
-
-    Kept out of the audio; the digit is as the SRC sent it (masking is the caller's policy)."""
-
-    stream: int
-    at: float
-    duration: float
-    digit: str | None
-    volume: int | None
-
-
 class CallRecorder:
     """Feed packets per stream with :meth:`add`; collect final frames with :meth:`mix`, :meth:`mix_final`."""
 
@@ -97,6 +93,7 @@ class CallRecorder:
         "_decryptors",
         "_emitted",
         "_frames",
+        "_inband",
         "_max_advance",
         "_mixing",
         "_origin",
@@ -136,11 +133,13 @@ class CallRecorder:
         self._pauses = PauseState()
         self._retiring: set[int] = set()  # removed streams whose audio is not all handed out yet
         self._retired: set[int] = set()  # removed streams no longer mixed
-        # (channel, timelines mixed into it); a channel with one stream is copied, with more summed.
-        self._mixing: tuple[tuple[int, tuple[StreamTimeline, ...]], ...] = ()
+        # (channel, sources mixed into it); a channel with one stream is copied, with more summed. A source is
+        # a stream's timeline and its in-band detection (None when off).
+        self._mixing: tuple[tuple[int, tuple[tuple[StreamTimeline, InbandTrack | None], ...]], ...] = ()
         self._origin: float | None = None
         self._emitted: int | None = None
         self._frames = 0
+        self._inband = InbandPresses(sample_rate)  # detection on the streams switched on, and its finds
         for spec in streams:
             self._insert(spec)
             self._pauses.add_stream(spec.index, 0.0)  # nothing is paused yet: no time is recorded
@@ -157,6 +156,11 @@ class CallRecorder:
     def frames(self) -> int:
         """Frames handed out so far."""
         return self._frames
+
+    @property
+    def reorder_window(self) -> float:
+        """Seconds audio waits on its timeline before it is mixed (reordered packets still find their place)."""
+        return self._reorder_window
 
     @property
     def paused(self) -> bool:
@@ -278,9 +282,15 @@ class CallRecorder:
         pause_end = self._pauses.last_end(now)
         if pause_end is not None and self._origin is not None:
             ends.append(math.floor((pause_end - self._origin) * self._sample_rate))
-        return self._render(max(ends))
+        frames = self._render(max(ends))
+        if self._inband.stop_all():  # presses still sounding end here
+            self._remix()
+        return frames
 
     def result(self) -> RecordingResult:
+        """What was recorded; in-band detection ends here if :meth:`mix_final` did not end it."""
+        if self._inband.stop_all():
+            self._remix()
         duration = self._frames / self._sample_rate
         start = self.media_start
         pauses = [] if start is None else self._pauses.offsets(start, duration)
@@ -293,23 +303,58 @@ class CallRecorder:
             dtmf=self._presses(),
         )
 
-    def _presses(self) -> list[DtmfPress]:
-        """Every stream's key presses, in time order, relative to the first frame handed out."""
+    def set_inband_dtmf(self, stream_index: int, enabled: bool) -> bool:
+        """Switch in-band key detection on or off for one stream (off by default); True when it now runs.
+
+        It never runs on a stream that negotiated telephone-event (its keys come as RFC 4733 events), nor on
+        one that was removed. Switched off, a press whose tone is still going is reported as ending there."""
+        spec = next((s for s in self._specs if s.index == stream_index), None)
+        if spec is None:
+            raise ValueError(f"no stream {stream_index}")
+        tracks = self._inband.tracks
+        if enabled and stream_index not in tracks:
+            if spec.telephone_event_pt is not None or stream_index in self._retiring | self._retired:
+                return False
+            self._inband.start(stream_index)
+            self._remix()
+        elif not enabled and self._inband.stop(stream_index):
+            self._remix()
+        return enabled
+
+    @property
+    def inband_dtmf(self) -> frozenset[int]:
+        """The streams in-band detection runs on."""
+        return frozenset(self._inband.tracks)
+
+    def take_presses(self) -> list[DtmfPress]:
+        """Key presses not taken before, each once, in time order: RFC 4733 ones as soon as their first packet
+        was placed (``duration`` so far), in-band ones once found. Nothing before the first frame is handed
+        out (a press has no time on the recording until then): those come with the first call after it."""
         if self._emitted is None:
             return []
         first = self._emitted - self._frames
         rate = self._sample_rate
         presses = [
-            DtmfPress(
-                stream=spec.index,
-                at=round((mark.position - first) / rate, 4),
-                duration=round(mark.samples / rate, 4),
-                digit=mark.event.digit,
-                volume=mark.event.volume,
-            )
+            press_at(spec.index, mark, first, rate)
+            for spec in self._specs
+            if spec.telephone_event_pt is not None
+            for mark in self._timelines[spec.index].take_presses()
+        ]
+        presses += (press_at(index, mark, first, rate) for index, mark in self._inband.take())
+        return sorted(presses, key=lambda press: (press.at, press.stream))
+
+    def _presses(self) -> list[DtmfPress]:
+        """Every stream's key presses, both kinds, in time order, relative to the first frame handed out."""
+        if self._emitted is None:
+            return []
+        first = self._emitted - self._frames
+        rate = self._sample_rate
+        presses = [
+            press_at(spec.index, mark, first, rate)
             for spec in self._specs
             for mark in self._timelines[spec.index].dtmf(final=True)
         ]
+        presses += (press_at(index, mark, first, rate) for index, mark in self._inband.found)
         return sorted(presses, key=lambda press: (press.at, press.stream))
 
     def _synchronise(self, stream_index: int) -> None:
@@ -365,8 +410,12 @@ class CallRecorder:
 
     def _remix(self) -> None:
         mixed = [s for s in self._specs if s.index not in self._retired]
+        inband = self._inband.tracks
         self._mixing = tuple(
-            (channel, tuple(self._timelines[s.index] for s in mixed if s.channel == channel))
+            (
+                channel,
+                tuple((self._timelines[s.index], inband.get(s.index)) for s in mixed if s.channel == channel),
+            )
             for channel in range(self._channels)
         )
 
@@ -380,6 +429,8 @@ class CallRecorder:
         if done:
             self._retiring.difference_update(done)
             self._retired.update(done)
+            for index in done:
+                self._inband.stop(index)
             self._remix()
 
     def _start_wall(self) -> float | None:
@@ -407,13 +458,20 @@ class CallRecorder:
         if count <= 0:
             return None
         out = np.zeros((count, self._channels), dtype=np.int16)
-        for channel, timelines in self._mixing:
-            if len(timelines) == 1:
-                out[:, channel] = timelines[0].take(until)
-            elif timelines:
+        for channel, sources in self._mixing:
+            if len(sources) == 1:
+                timeline, track = sources[0]
+                pcm = timeline.take(until)
+                out[:, channel] = pcm
+                if track is not None:
+                    track.feed(emitted, pcm)
+            elif sources:
                 total = np.zeros(count, dtype=np.int32)
-                for timeline in timelines:
-                    total += timeline.take(until)
+                for timeline, track in sources:
+                    pcm = timeline.take(until)
+                    total += pcm
+                    if track is not None:
+                        track.feed(emitted, pcm)
                 np.clip(total, -32768, 32767, out=total)  # saturate instead of wrapping around
                 out[:, channel] = total
         self._emitted = until

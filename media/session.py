@@ -18,6 +18,14 @@ Mid-call changes come from re-offers: :meth:`MediaSession.add_stream` binds a re
 :meth:`MediaSession.remove_stream` releases one (port 0), :meth:`MediaSession.set_paused` and
 :meth:`MediaSession.set_stream_paused` follow hold and `a=inactive`. Pause times are read from the wall clock,
 the clock the receivers stamp arrivals with.
+
+Key presses for a caller that acts on them during the call (consent to recording): :meth:`MediaSession.take_presses`
+hands out each press once, on the recording's clock (seconds from :attr:`MediaSession.media_start`), at most
+:attr:`MediaSession.press_delay` seconds after the key went down. In-band detection is switched per stream
+(:meth:`MediaSession.set_inband_dtmf`, off by default: it costs CPU per second of audio). When the caller
+decides the call must not be kept, :meth:`MediaSession.discard` stops the recording at once: nothing more is
+decoded or written and the file is closed as it stands; the sockets stay open, drained and their datagrams
+dropped, so the sender notices nothing (no ICMP port unreachable) until the call ends.
 """
 
 from __future__ import annotations
@@ -29,13 +37,14 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+from media.presses import INBAND_BATCH, INBAND_TONE, DtmfPress
 from media.pump import MediaPump
 from media.receiver import RtpReceiver
 from media.recorder import CallRecorder, Frames, RecordingResult, StreamSpec
 from media.stats import StreamStats, StreamStatsSnapshot
 from media.udp_batch import DatagramBatch
 from media.write_queue import WriteQueue
-from media.writer import AudioWriter, FlacWriter
+from media.writer import AudioWriter, FlacWriter, RandomAccessSink
 
 __all__ = ["TICK", "MediaSession"]
 
@@ -65,6 +74,7 @@ class MediaSession:
         self._unlatched: set[int] = set()  # streams whose remote address is not in their statistics yet
         self._host = host if host is not None else next((r.host for _, r in receivers), None)
         self._recorder = recorder
+        self._discarded = False  # stopped for good: datagrams are drained and dropped, nothing is written
         for spec, receiver in receivers:
             self._listen(spec, receiver)
         self._writer = writer
@@ -93,9 +103,12 @@ class MediaSession:
         *,
         sync_wait: float = 0.0,
         write_interval: float = 1.0,
+        open_sink: Callable[[str], RandomAccessSink] | None = None,
     ) -> MediaSession:
         """Bind one receiver per stream (``ports[i]`` for ``streams[i]``) and start recording to ``path``.
 
+        ``open_sink`` creates the file at ``path`` (called in a worker thread), e.g. one that encrypts as it
+        is written; None: a plain file. The sink is flushed after every write (each ``write_interval``).
         Raises ``OSError`` if a port cannot be bound; nothing stays bound or open then.
         """
         if len(ports) != len(streams):
@@ -113,8 +126,12 @@ class MediaSession:
         try:
             for spec, port in zip(streams, ports, strict=True):
                 receivers.append((spec, await RtpReceiver.open(host, port)))
-            loop = asyncio.get_running_loop()
-            writer = await loop.run_in_executor(None, FlacWriter, path, channels, sample_rate)
+
+            def open_writer() -> FlacWriter:  # in a worker thread: creating the file blocks
+                name = os.fspath(path)
+                return FlacWriter(name if open_sink is None else open_sink(name), channels, sample_rate)
+
+            writer = await asyncio.get_running_loop().run_in_executor(None, open_writer)
         except BaseException:
             for _, receiver in receivers:
                 receiver.close()
@@ -147,6 +164,49 @@ class MediaSession:
             self._paused_streams.add(index)
         else:
             self._paused_streams.discard(index)
+
+    @property
+    def media_start(self) -> float | None:
+        """Wall time of the recording's first frame once output has started (the origin of press times)."""
+        return self._recorder.media_start
+
+    def set_inband_dtmf(self, index: int, enabled: bool) -> bool:
+        """Switch in-band key detection on or off for stream ``index``; True when it now runs. It never runs on
+        a stream that negotiated telephone-event (see :meth:`CallRecorder.set_inband_dtmf`)."""
+        return self._recorder.set_inband_dtmf(index, enabled)
+
+    def take_presses(self) -> list[DtmfPress]:
+        """Key presses not taken before (see :meth:`CallRecorder.take_presses`), as of the last tick. After
+        :meth:`close`, the last ones: presses still going at the end, ended there."""
+        return self._recorder.take_presses()
+
+    @property
+    def press_delay(self) -> float:
+        """Seconds :meth:`take_presses` may report a press after its key went down, on the recording's clock:
+        an RFC 4733 event may arrive up to the reorder window behind its place (later packets are late for
+        the audio too) and then waits for the next drain; an in-band press (on a stream with detection on)
+        also waits for its tone to end and for the mix that hands its audio out."""
+        delay = self._pump.tick + self._recorder.reorder_window
+        if self._recorder.inband_dtmf:
+            delay += INBAND_TONE + max(self._write_interval, INBAND_BATCH)
+        return delay
+
+    @property
+    def discarded(self) -> bool:
+        """True once :meth:`discard` stopped the recording."""
+        return self._discarded
+
+    async def discard(self) -> None:
+        """Stop recording for good, now: nothing more is decoded, mixed or written, and the file is closed as
+        it stands (what to do with it is the caller's decision). The sockets stay open until :meth:`close`,
+        drained at every tick and their datagrams dropped, so the sender sees no change. Re-offers still work
+        (streams join, leave, pause), recording nothing."""
+        if self._discarded or self._closing:
+            return
+        self._discarded = True
+        for index, (receiver, _) in self._sinks.items():
+            self._sinks[index] = (receiver, _drop)
+        await self._writes.run(self._close_writer)
 
     def pauses(self) -> list[tuple[float, float | None]]:
         """Pause intervals of the whole recording so far, seconds from the first frame; the end of an open
@@ -213,7 +273,8 @@ class MediaSession:
         ]
 
     async def close(self) -> RecordingResult:
-        """Stop receiving, write the rest of the media and close the file.
+        """Stop receiving, write the rest of the media and close the file (after :meth:`discard`: only stop
+        receiving; the result is what was recorded up to the discard).
 
         A write error from a tick or from the final write is raised after the file has been closed.
         """
@@ -226,15 +287,16 @@ class MediaSession:
             receiver.close()
         frames: Frames | None = None
         failure: BaseException | None = None
-        try:
-            self._collect()
-            frames = self._recorder.mix_final(time.time())
-        except Exception as exc:
-            failure = exc
-        try:
-            await self._writes.run(lambda: self._write_last(frames))
-        except Exception as exc:
-            failure = failure or exc
+        if not self._discarded:
+            try:
+                self._collect()
+                frames = self._recorder.mix_final(time.time())
+            except Exception as exc:
+                failure = exc
+            try:
+                await self._writes.run(lambda: self._write_last(frames))
+            except Exception as exc:
+                failure = failure or exc
         await asyncio.gather(*(receiver.wait_closed() for _, receiver in receivers))
         failure = failure or self._failure
         self._result = self._recorder.result()
@@ -254,7 +316,7 @@ class MediaSession:
         """One pump tick (``now``: the loop's clock): drain the receivers; every ``write_interval``, hand
         the frames that became final to the writer thread."""
         self._collect()
-        if now < self._next_write or self._failure is not None:
+        if now < self._next_write or self._failure is not None or self._discarded:
             return
         self._next_write = now + self._write_interval
         frames = self._recorder.mix(time.time())
@@ -271,6 +333,14 @@ class MediaSession:
             self._failure = exc
             log.exception("writing the recording failed; media is no longer recorded")
 
+    def _close_writer(self) -> None:
+        """Writer thread: close the file after the writes queued before (a discarded recording)."""
+        try:
+            self._writer.close()
+        except Exception as exc:
+            self._failure = self._failure or exc
+            log.exception("closing a discarded recording's file failed")
+
     def _write_last(self, frames: Frames | None) -> None:
         """Writer thread: the final frames, then close the file whatever happened before."""
         try:
@@ -281,7 +351,8 @@ class MediaSession:
 
     def _listen(self, spec: StreamSpec, receiver: RtpReceiver) -> None:
         self._receivers[spec.index] = (spec, receiver)
-        self._sinks[spec.index] = (receiver, functools.partial(self._recorder.add_batch, spec.index))
+        sink = _drop if self._discarded else functools.partial(self._recorder.add_batch, spec.index)
+        self._sinks[spec.index] = (receiver, sink)
         self._unlatched.add(spec.index)
 
     def _collect(self) -> None:
@@ -300,3 +371,7 @@ class MediaSession:
         if remote is not None:
             self._recorder.stream_stats(index).remote = remote
             self._unlatched.discard(index)
+
+
+def _drop(batch: DatagramBatch) -> None:
+    """The sink of a discarded recording: the datagrams were read off the socket; nothing more is done."""

@@ -16,6 +16,10 @@ first packet of a talkspurt after DTX) changes nothing: the timestamp says where
 gap before it stays silence. Comfort noise (RFC 3389, payload type 13) is counted, never decoded, and its
 gap stays silence too: the recording keeps what was said, not synthesised noise.
 
+Telephone events (RFC 4733) are placed by their timestamp like audio and kept as key presses, out of the audio;
+:meth:`StreamTimeline.take_presses` hands each out once, as soon as its first packet is placed (the key held
+down), for a caller that acts on keys during the call.
+
 RTCP arriving with the packets is parsed off the hot path (:mod:`media.rtcp`). A sender report of the
 current source whose RTP timestamp agrees with its arrival is offered to the recorder as a
 :class:`media.clock_sync.SyncPoint`; the recorder may then :meth:`StreamTimeline.shift` the stream onto the
@@ -71,7 +75,9 @@ class StreamTimeline(PacketRules):
     __slots__ = (  # and those of PacketRules
         "_buffer",
         "_gaps",
+        "_held_taken",
         "_jitter",
+        "_marks_taken",
         "_relocated",
         "_table",
         "_word",
@@ -117,6 +123,8 @@ class StreamTimeline(PacketRules):
         self._relocated = 0  # the part of the offset moved before any output (it cost nothing)
         self._dtmf = TelephoneEventReceiver()
         self._dtmf_marks: list[DtmfMark] = []
+        self._marks_taken = 0  # _dtmf_marks[:_marks_taken] went out through take_presses()
+        self._held_taken: int | None = None  # start of the press in progress take_presses() reported
         self._jitter = InterarrivalJitter(codec.sample_rate)
         self._gaps = self._placement.gaps
         self._rtcp = RtcpTracker(self.stats, codec.clock_rate)
@@ -372,6 +380,23 @@ class StreamTimeline(PacketRules):
         self._jitter.push_run(arrivals, first, payload)
         stats.gap_seconds = self._gaps.samples / rate
         return True
+
+    def take_presses(self) -> list[DtmfMark]:
+        """RFC 4733 key presses not taken before, each once, as soon as its start is known: those completed
+        since the last call and the key held down now (``samples``: its duration so far). A press taken while
+        held is not taken again when it completes."""
+        taken: list[DtmfMark] = []
+        for mark in self._dtmf_marks[self._marks_taken :]:
+            if mark.event.start == self._held_taken:
+                self._held_taken = None  # reported when it went down
+            else:
+                taken.append(mark)
+        self._marks_taken = len(self._dtmf_marks)
+        held = self._dtmf.started()
+        if held is not None and held.start != self._held_taken:
+            self._held_taken = held.start
+            taken.append(self._press_mark(held, self.stats.last_packet_at or 0.0))
+        return taken
 
     def dtmf(self, *, final: bool = False) -> list[DtmfMark]:
         """RFC 4733 key presses so far, on this stream's timeline; ``final`` also closes one whose end

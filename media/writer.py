@@ -1,34 +1,46 @@
-"""Incremental FLAC writer over libsndfile.
+"""Incremental FLAC writer over libsndfile, into a plain file or any random-access sink (an encrypting file).
 
-libsndfile hands each complete FLAC frame (1152 samples at level 0, 4096 from level 3) to ``write(2)`` as
-soon as libFLAC encodes it, so the file grows while the call runs and a crashed process leaves every finished
-frame in the file.
+libsndfile hands each complete FLAC frame (1152 samples at level 0, 4096 from level 3) to the sink's
+``write`` as soon as libFLAC encodes it (libsndfile's virtual I/O: ``write``/``seek``/``tell``; FLAC encoding
+never reads back), so the file grows while the call runs. A sink may hold the end of what it was given in
+memory (the encrypting file of :mod:`storage.sealed` keeps its last, partial chunk): the writer calls the
+sink's ``flush`` after each write (or every ``flush_every`` seconds of audio), so a crashed process leaves every
+frame finished before that flush on disk.
 Such a file still says "total samples: 0 (unknown)" in STREAMINFO; libFLAC-based decoders read it to the end,
-but libsndfile then reports an unbounded length and its readers fail. So after every frame that reaches the
-file, the writer also stores the number of samples on disk in STREAMINFO (RFC 9639 §8.2): a file left behind
-by a crash opens everywhere with that length. ``close()`` finishes the stream and libFLAC rewrites STREAMINFO
-with the final count and the MD5 signature.
+but libsndfile then reports an unbounded length and its readers fail. So at every flush, once the frames are
+on disk, the writer also stores their number in STREAMINFO (RFC 9639 §8.2) with the sink's ``pwrite``: a file
+left behind by a crash opens everywhere with that length. ``close()`` finishes the stream (libFLAC rewrites
+STREAMINFO with the final count and the MD5 signature), then closes the sink.
 
 Durability is against process crashes, not power loss: nothing is fsynced.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import soundfile
 
-__all__ = ["MAX_FLAC_CHANNELS", "AudioWriter", "FlacWriter", "recorded_duration"]
+__all__ = [
+    "MAX_FLAC_CHANNELS",
+    "AudioWriter",
+    "FileSink",
+    "FlacWriter",
+    "RandomAccessSink",
+    "recorded_duration",
+]
 
 MAX_FLAC_CHANNELS = 8  # RFC 9639 §9.1.3: the frame header's channel field codes 1-8 independent channels
 
 _STREAMINFO_AT = 8  # "fLaC" marker, then the 4-octet header of the first metadata block: STREAMINFO
 _TOTAL_SAMPLES_AT = _STREAMINFO_AT + 10  # 64 bits: rate (20), channels - 1 (3), bits - 1 (5), total (36)
 _TOTAL_SAMPLES_MASK = (1 << 36) - 1
+_FILE_MODE = 0o644  # what libsndfile gives the files it creates itself
 
 
 class AudioWriter(Protocol):
@@ -39,41 +51,160 @@ class AudioWriter(Protocol):
     def close(self) -> None: ...
 
 
-class FlacWriter:
-    """Writes int16 frames to a FLAC file (16-bit PCM) as they come; blocking: keep it off the event loop.
+class RandomAccessSink(Protocol):
+    """A new binary file the FLAC stream is encoded into: appended to at its position, patched in place.
 
-    libsndfile writes the FLAC header with the first frames, so a writer closed without any frame would
-    leave an empty file that is not a FLAC stream: close() removes it (no media, no file).
+    :class:`FileSink` is a plain file; ``storage.sealed.SealedWriter`` encrypts as it goes. ``flush`` puts
+    everything written so far on disk (for a crash, not for power loss); ``close`` finishes the file."""
+
+    @property
+    def name(self) -> str:
+        """The file's path."""
+        ...
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def pread(self, size: int, offset: int, /) -> bytes: ...
+
+    def pwrite(self, data: bytes, offset: int, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSink:
+    """A plain file as a :class:`RandomAccessSink`: created (or truncated) at ``path``, written straight to
+    the operating system, so ``flush`` has nothing to do."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = os.fspath(path)
+        self._fd = os.open(self.name, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)
+
+    def write(self, data: bytes, /) -> int:
+        return os.write(self._check(), data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        return os.lseek(self._check(), offset, whence)
+
+    def tell(self) -> int:
+        return os.lseek(self._check(), 0, io.SEEK_CUR)
+
+    def pread(self, size: int, offset: int, /) -> bytes:
+        return os.pread(self._check(), size, offset)
+
+    def pwrite(self, data: bytes, offset: int, /) -> int:
+        return os.pwrite(self._check(), data, offset)
+
+    def flush(self) -> None:
+        self._check()
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def _check(self) -> int:
+        if self._fd < 0:
+            raise ValueError(f"I/O operation on the closed file {self.name}")
+        return self._fd
+
+
+class _VirtualFile:
+    """The sink as libsndfile's virtual I/O sees it. libsndfile cannot pass a Python exception on (its
+    callbacks report failure by a short count), so the first one is kept for :class:`FlacWriter` to raise."""
+
+    __slots__ = ("error", "sink")
+
+    def __init__(self, sink: RandomAccessSink) -> None:
+        self.sink = sink
+        self.error: Exception | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.sink.write(data)
+        except Exception as exc:
+            self._fail(exc)
+            return 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return self.sink.seek(offset, whence)
+        except Exception as exc:
+            self._fail(exc)
+            return -1
+
+    def tell(self) -> int:
+        try:
+            return self.sink.tell()
+        except Exception as exc:
+            self._fail(exc)
+            return -1
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _fail(self, exc: Exception) -> None:
+        if self.error is None:
+            self.error = exc
+
+
+class FlacWriter:
+    """Writes int16 frames as FLAC (16-bit PCM) as they come; blocking: keep it off the event loop.
+
+    ``target`` is a path (a plain file is created there) or an open sink, which the writer then owns: it
+    closes it, also when this constructor fails. libsndfile writes the FLAC header with the first frames, so a
+    writer closed without any frame would leave a file that is not a FLAC stream: close() removes it (no media,
+    no file).
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        target: str | os.PathLike[str] | RandomAccessSink,
         channels: int,
         sample_rate: int,
         *,
         compression_level: float = 0.0,
+        flush_every: float = 0.0,
     ) -> None:
         """``compression_level`` 0.0-1.0 maps to FLAC levels 0-8. G.711-sourced audio carries µ-law
         quantisation noise that LPC cannot remove: on such speech the higher levels produced files of the
-        same size for ~30% more CPU, hence level 0."""
-        if not 1 <= channels <= MAX_FLAC_CHANNELS:
-            raise ValueError(f"FLAC holds 1 to {MAX_FLAC_CHANNELS} channels, not {channels}")
-        self._path = os.fspath(path)
+        same size for ~30% more CPU, hence level 0. ``flush_every``: seconds of audio between two flushes of
+        the sink (each with the STREAMINFO update); 0 flushes after every :meth:`write`, so the caller's
+        write interval sets how much a crash can lose."""
+        owned = None if isinstance(target, (str, os.PathLike)) else target  # closed here if this fails
+        try:
+            if not 1 <= channels <= MAX_FLAC_CHANNELS:
+                raise ValueError(f"FLAC holds 1 to {MAX_FLAC_CHANNELS} channels, not {channels}")
+            if flush_every < 0:
+                raise ValueError("flush_every must not be negative")
+            sink = owned = FileSink(target) if isinstance(target, (str, os.PathLike)) else target
+            self._sink: RandomAccessSink = sink
+            self._io = _VirtualFile(sink)
+            self._file = soundfile.SoundFile(
+                self._io,
+                "w",
+                samplerate=sample_rate,
+                channels=channels,
+                format="FLAC",
+                subtype="PCM_16",
+                compression_level=compression_level,
+            )
+        except BaseException:
+            if owned is not None:
+                _discard(owned)
+            raise
         self._channels = channels
-        self._file = soundfile.SoundFile(
-            self._path,
-            "w",
-            samplerate=sample_rate,
-            channels=channels,
-            format="FLAC",
-            subtype="PCM_16",
-            compression_level=compression_level,
-        )
+        self._flush_frames = round(flush_every * sample_rate)
         self._frames = 0
+        self._flushed = 0  # frames written when the sink was last flushed
         self._patched = 0
         self._closed = False
-        self._header_fd = -1
         self._block_size = 0
         self._format_bits = 0
         self._header_checked = False
@@ -85,60 +216,85 @@ class FlacWriter:
 
     @property
     def path(self) -> str:
-        return self._path
+        return self._sink.name
 
     def write(self, frames: npt.NDArray[np.int16]) -> None:
+        """Encode ``frames``; flush the sink when due. The sink's own error (disk full, a closed file) is
+        raised as it is."""
         if self._closed:
             raise ValueError("write to a closed FlacWriter")
         if frames.ndim != 2 or frames.shape[1] != self._channels:
             raise ValueError(f"expected frames shaped (n, {self._channels}), got {frames.shape}")
         if not len(frames):
             return
-        self._file.write(frames)
+        self._io.raise_error()  # an earlier failure left the stream incomplete: nothing more goes after it
+        try:
+            self._file.write(frames)
+        except Exception as exc:
+            if self._io.error is not None:
+                raise self._io.error from exc
+            raise
+        self._io.raise_error()
         self._frames += len(frames)
         if not self._header_checked:  # libsndfile writes the FLAC header with the first samples
             self._header_checked = True
-            self._open_header()
-        if self._block_size:
-            # libFLAC encodes a block once it holds one sample more than the block size (its lookahead).
-            on_disk = (self._frames - 1) // self._block_size * self._block_size
-            if on_disk > self._patched:
-                self._store_total(on_disk)
+            self._read_header()
+        if self._frames - self._flushed >= self._flush_frames:
+            self._flush()
 
     def close(self) -> None:
+        """Finish the stream and close the sink (both also after an error); a file without frames is
+        removed. The sink's error, if any, is raised after that."""
         if self._closed:
             return
         self._closed = True
         try:
             self._file.close()
         finally:
-            if self._header_fd >= 0:
-                os.close(self._header_fd)
-                self._header_fd = -1
-        if not self._frames:
-            Path(self._path).unlink(missing_ok=True)
+            try:
+                self._sink.close()
+            finally:
+                if not self._frames:
+                    Path(self._sink.name).unlink(missing_ok=True)
+        self._io.raise_error()
 
-    def _open_header(self) -> None:
-        """Check the STREAMINFO libsndfile wrote; keep a second descriptor to update its sample count."""
-        fd = os.open(self._path, os.O_RDWR)
-        head = os.pread(fd, _TOTAL_SAMPLES_AT + 8, 0)
+    def _flush(self) -> None:
+        """The frames on disk first, then the count that claims them: a crash in between leaves a file that
+        says less than it holds, never more."""
+        self._sink.flush()
+        self._flushed = self._frames
+        if self._block_size:
+            # libFLAC encodes a block once it holds one sample more than the block size (its lookahead).
+            in_sink = (self._frames - 1) // self._block_size * self._block_size
+            if in_sink > self._patched:
+                field = self._format_bits | (in_sink & _TOTAL_SAMPLES_MASK)
+                self._sink.pwrite(field.to_bytes(8, "big"), _TOTAL_SAMPLES_AT)
+                self._sink.flush()  # the header may still be in the sink's buffer (an encrypted first chunk)
+                self._patched = in_sink
+
+    def _read_header(self) -> None:
+        """Check the STREAMINFO libsndfile wrote before its sample count is kept current."""
+        head = self._sink.pread(_TOTAL_SAMPLES_AT + 8, 0)
+        if len(head) < _TOTAL_SAMPLES_AT + 8:
+            return
         min_block = int.from_bytes(head[8:10], "big")
         max_block = int.from_bytes(head[10:12], "big")
         if head[:4] != b"fLaC" or head[4] & 0x7F != 0 or min_block != max_block or min_block == 0:
-            os.close(fd)  # not the layout this writer knows: leave the header alone
-            return
-        self._header_fd = fd
+            return  # not the layout this writer knows: leave the header alone
         self._block_size = min_block
         self._format_bits = int.from_bytes(head[_TOTAL_SAMPLES_AT:], "big") & ~_TOTAL_SAMPLES_MASK
 
-    def _store_total(self, total: int) -> None:
-        field = self._format_bits | (total & _TOTAL_SAMPLES_MASK)
-        os.pwrite(self._header_fd, field.to_bytes(8, "big"), _TOTAL_SAMPLES_AT)
-        self._patched = total
+
+def _discard(sink: RandomAccessSink) -> None:
+    """A writer that could not start: close its sink and remove the file (nothing was encoded into it)."""
+    try:
+        sink.close()
+    finally:
+        Path(sink.name).unlink(missing_ok=True)
 
 
-def recorded_duration(path: str | os.PathLike[str]) -> float:
-    """Seconds of audio in a recording file, also one a crashed writer left behind (its STREAMINFO is kept
-    current, see above). Blocking."""
-    info = soundfile.info(os.fspath(path))
+def recorded_duration(source: str | os.PathLike[str] | BinaryIO) -> float:
+    """Seconds of audio in a recording file (a path, or a readable binary file object such as a decrypting
+    reader), also one a crashed writer left behind (its STREAMINFO is kept current, see above). Blocking."""
+    info = soundfile.info(source if not isinstance(source, os.PathLike) else os.fspath(source))
     return float(info.frames) / float(info.samplerate)

@@ -14,6 +14,7 @@ from media import MediaSession, StreamSpec, codec_for
 from media.codecs import DECODABLE, WIDEBAND_RATE, recording_rate
 from storage.decision import Decision
 
+from .consent_live import LiveConsent
 from .session_timer import Refresher, TimerAnswer, bye_deadline, refresh_deadline
 from .sip import DialogId
 from .siprec import ChannelLayout, NegotiatedStream, RecordingMetadata, SdpAnswer, SrtpPolicy
@@ -56,6 +57,8 @@ class Call:
     srtp_policy: SrtpPolicy = SrtpPolicy.ALLOW  # of the listener the call came in on
     sample_rate: int = 8000  # of the recording file, fixed when it is opened
     decision: Decision | None = None  # what the recording policy decided at the INVITE (None: no policies)
+    consent: LiveConsent | None = None  # the consent question, on a call whose policy has the consent basis
+    discarded: bool = False  # deleted during the call (consent refused or withdrawn): nothing is recorded
 
     spec_count: int = 0  # media streams opened so far; the next one takes this index
 

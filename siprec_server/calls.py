@@ -17,12 +17,13 @@ from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from media import MediaSession, PortPool, PortsExhausted, RecordingResult
 from media.codecs import DECODABLE
 from storage import Catalogue, CommandReply, FileBlobStore, NewRecording, PauseRecord, RecordingStatus
 from storage.decision import Decision
+from storage.sealed import SEALED_FORMAT
 
 from .call import (
     Call,
@@ -34,13 +35,21 @@ from .call import (
     takeable,
     with_version,
 )
+from .call_consent import CallConsent, remove_file
 from .config import Config
 from .lifecycle import CallLifecycle, call_context, expires_at, recording_fields
 from .log_limit import LogLimiter
 from .metrics import Metrics, RtpTotals
 from .outcome import participants_for, recording_status, stream_records, wall_time
 from .policy_book import PolicyBook
-from .sealing import Sealer, StoredFile, plain_stored_file
+from .sealing import (
+    RecordingCrypto,
+    StoredFile,
+    plain_stored_file,
+    sealed_path,
+    sealed_sink,
+    stored_sealed_file,
+)
 from .session_timer import TimerAnswer, answer_refresh
 from .sip import (
     AckReceived,
@@ -101,7 +110,7 @@ class CallManager:
         transcoder: TranscodePool | None = None,  # output formats: renditions of finished recordings
         policies: PolicyBook | None = None,  # None: every call recorded (no lifecycle: tests of the SIP side)
         lifecycle: CallLifecycle | None = None,
-        sealer: Sealer | None = None,  # encryption at rest at hang-up; None: recordings stay plain files
+        crypto: RecordingCrypto | None = None,  # encryption at rest from the first byte; None: plain files
     ) -> None:
         self._config = config
         self._catalogue = catalogue
@@ -111,7 +120,14 @@ class CallManager:
         self._transcoder = transcoder
         self._policies = policies
         self._lifecycle = lifecycle
-        self._sealer = sealer
+        # Consent asked during the call: decided while it runs, by the same lifecycle.
+        self._consent = (
+            None
+            if lifecycle is None
+            else CallConsent(lifecycle=lifecycle, metrics=metrics, store_digits=config.store_dtmf_digits)
+        )
+        self._crypto = crypto
+        self._data_keys: dict[UUID, bytes] = {}  # of the calls being recorded, sealed
         self._unrecorded = UnrecordedCalls(advertised_host=config.advertised_host, codecs=DECODABLE)
         self._driver: SipDriver | None = None
         self._calls: dict[str, Call] = {}
@@ -278,6 +294,26 @@ class CallManager:
                 return
         try:
             call = await self._open_call(event, call_id, offer, policy, decision)
+        except _KeyNotStored:
+            # Never written unencrypted: the session is answered with its streams inactive, nothing stored.
+            log.exception("call %s: the recording's data key could not be stored; not recorded", call_id)
+            self._metrics.recording_promises_broken.labels("encryption").inc()
+            body = self._unrecorded.open(
+                call_id,
+                offer.sdp,
+                reason="encryption",
+                srtp=policy,
+                session_id=random.getrandbits(31),
+                now=time.monotonic(),
+            )
+            self._respond(
+                event.request_id,
+                200,
+                body=body,
+                content_type="application/sdp",
+                headers=[("Supported", "siprec, timer"), *timer.headers],
+            )
+            return
         except PortsExhausted:
             log.error("call %s: no free RTP ports; answering 503", call_id)
             self._metrics.calls_rejected.labels("no_ports").inc()
@@ -388,8 +424,13 @@ class CallManager:
         recording_id = uuid4()
         started_at = datetime.now(UTC)
         path = self._blobs.path_for(recording_id, started_at, "flac")
+        data_key = await self._create_key(recording_id, decision)
+        if data_key is not None:  # written encrypted from the first byte: <id>.flac.sealed
+            path = sealed_path(path)
         session_id = random.getrandbits(31)  # our o= line's id, kept for every later answer (RFC 3264 §8)
-        media, ports, answer, spec_of = await self._open_media(offer, layout, str(path), policy, session_id)
+        media, ports, answer, spec_of = await self._open_media(
+            offer, layout, str(path), policy, session_id, data_key
+        )
         sample_rate = answer_rate(answer)
         try:
             participants = participants_for(offer.metadata, layout)
@@ -406,6 +447,7 @@ class CallManager:
                     sample_rate=sample_rate,
                     file_path=str(path),
                     format="flac",
+                    encryption=None if data_key is None else SEALED_FORMAT,
                     raw_metadata=offer.metadata_raw.decode("utf-8", "replace")
                     if offer.metadata_raw
                     else None,
@@ -444,12 +486,32 @@ class CallManager:
             srtp_policy=policy,
             decision=decision,
         )
+        if self._consent is not None:
+            self._consent.ask(call)
         self._calls[call_id] = call
+        if data_key is not None:
+            self._data_keys[recording_id] = data_key
         self._idle.clear()
         return call
 
+    async def _create_key(self, recording_id: UUID, decision: Decision | None) -> bytes | None:
+        """The recording's data key, stored wrapped and committed before any audio is written; None when
+        recordings are not encrypted. :class:`_KeyNotStored` if it cannot be stored."""
+        if self._crypto is None:
+            return None
+        try:
+            return await self._crypto.create_key(recording_id, decision.tenant_id if decision else None)
+        except Exception as exc:
+            raise _KeyNotStored(f"recording {recording_id}: {exc}") from exc
+
     async def _open_media(
-        self, offer: RecordingOffer, layout: ChannelLayout, path: str, policy: SrtpPolicy, session_id: int
+        self,
+        offer: RecordingOffer,
+        layout: ChannelLayout,
+        path: str,
+        policy: SrtpPolicy,
+        session_id: int,
+        data_key: bytes | None = None,
     ) -> tuple[MediaSession, dict[int, int], SdpAnswer, dict[int, int]]:
         for attempt in range(_BIND_ATTEMPTS):
             ports = [self._ports.allocate() if takeable(m) else 0 for m in offer.sdp.media]
@@ -477,6 +539,7 @@ class CallManager:
                     sample_rate=sample_rate,
                     reorder_window=self._config.reorder_window,
                     sync_wait=self._config.sync_wait,
+                    open_sink=None if data_key is None else sealed_sink(data_key),
                 )
             except OSError as exc:
                 self._release(list(live.values()))
@@ -623,6 +686,8 @@ class CallManager:
         # the answer's port 0.
         call.ports, call.specs = ports_now, specs_now
         call.answer, call.layout = answer, layout
+        if self._consent is not None:
+            self._consent.follow_streams(call)
         return answer.body
 
     async def _on_in_dialog(self, event: InDialogRequest) -> None:
@@ -676,7 +741,7 @@ class CallManager:
     async def _store_metadata(self, call: Call, raw: bytes | None, parsed: RecordingMetadata | None) -> None:
         """Keep the document; fold it into the call's metadata (RFC 7865 §6: partial updates merge, complete
         ones replace) and refresh the participants and call facts the catalogue shows."""
-        if raw is None:
+        if raw is None or call.discarded:
             return
         participants = facts = None
         if parsed is not None:
@@ -767,6 +832,9 @@ class CallManager:
 
     async def _finalise(self, call: Call, why: str) -> None:
         call.ending = True
+        if call.discarded:
+            await self._finalise_discarded(call, why)
+            return
         failed = False
         try:
             result: RecordingResult = await call.media.close()
@@ -785,7 +853,23 @@ class CallManager:
         self._finished_totals.add(RtpTotals.of(result.streams))
         status = RecordingStatus.FAILED if failed else recording_status(call.answer, result)
         path = existing_file(call.path)
-        stored = None if path is None else await self._store(call, path)
+        stored: StoredFile | None = None
+        if path is not None:
+            try:
+                stored = await self._store(call, path)
+            except Exception:
+                log.exception(
+                    "call %s: the recording file does not read back; the recording is failed", call.call_id
+                )
+                status = RecordingStatus.FAILED
+                sealed = call.recording_id in self._data_keys
+                stored = StoredFile(
+                    path=path,
+                    size_bytes=path.stat().st_size,
+                    sha256=None,
+                    encryption=SEALED_FORMAT if sealed else None,
+                )
+        self._data_keys.pop(call.recording_id, None)
         ended_at = datetime.now(UTC)
         try:
             await self._catalogue.finish(
@@ -806,24 +890,23 @@ class CallManager:
                 encryption=stored.encryption if stored else None,
             )
         except Exception:
-            # The plaintext stays beside any sealed copy: crash recovery seals the row at the next start.
+            # The row stays 'recording': crash recovery finishes it at the next start, from the file as it is.
             log.exception("call %s: could not finish catalogue row %s", call.call_id, call.reference)
             status = RecordingStatus.FAILED
-        else:
-            if stored is not None and self._sealer is not None:
-                await self._sealer.discard_plaintext(call.recording_id, stored)
         if status is RecordingStatus.FAILED and call.decision is not None and call.decision.record:
             self._metrics.recording_promises_broken.labels("recording").inc()
         elif self._lifecycle is not None and status is not RecordingStatus.FAILED:
+            # Consent: the last presses, and a question still open, are decided by the end of the call.
+            answers = [] if self._consent is None else self._consent.at_hang_up(call, result.duration)
             try:
                 discarded = await self._lifecycle.settle(
                     call_id=call.call_id,
                     recording_id=call.recording_id,
                     started_at=call.started_at,
                     decision=call.decision,
-                    result=result,
-                    layout=call.layout,
-                    specs=call.specs,
+                    consent=call.consent,
+                    answers=answers,
+                    media_start=result.media_start,
                 )
             except Exception:
                 log.exception("call %s: could not apply the retention or consent decision", call.call_id)
@@ -853,13 +936,13 @@ class CallManager:
         )
 
     async def _store(self, call: Call, path: Path) -> StoredFile:
-        """The finished recording file as the catalogue names it: sealed with a new data key (the plaintext
-        stays until the catalogue names the sealed file), or the plain file when no sealer is set or sealing
-        fails."""
-        if self._sealer is None:
+        """The finished recording file as the catalogue names it. It was written sealed (nothing is left to
+        encrypt): read back through its key, every chunk verified, for the audio's SHA-256. A plain file when
+        recordings are not encrypted."""
+        data_key = self._data_keys.get(call.recording_id)
+        if data_key is None:
             return await asyncio.to_thread(plain_stored_file, path)
-        tenant_id = call.decision.tenant_id if call.decision is not None else None
-        return await self._sealer.seal(call.recording_id, tenant_id, path)
+        return await asyncio.to_thread(stored_sealed_file, path, data_key)
 
     # -- housekeeping -----------------------------------------------------------------------------------------------
     def check_calls(self) -> None:
@@ -883,6 +966,9 @@ class CallManager:
                 call.refreshed_at = now
                 self._spawn(call.call_id, self._refresh(call))
         self._check_media(now)
+        if self._consent is not None:  # decisions are applied in each call's turn
+            for call in self._consent.check(self._calls.values(), time.time()):
+                self._spawn(call.call_id, self._consent.apply(call))
 
     async def _refresh(self, call: Call) -> None:
         """We are the refresher: a body-less UPDATE refreshes the session (RFC 4028 §10, RFC 3311)."""
@@ -904,7 +990,7 @@ class CallManager:
         loudly (log, metric) while the call runs; its final status says the same (``no_media``/``one_way``)."""
         timeout = self._config.no_media_timeout
         for call in self._calls.values():
-            if call.media_checked or now - call.created_monotonic < timeout:
+            if call.media_checked or call.discarded or now - call.created_monotonic < timeout:
                 continue
             if call.media.paused:
                 continue  # on hold from the start: nothing is expected
@@ -932,6 +1018,31 @@ class CallManager:
                     timeout,
                 )
 
+    async def _finalise_discarded(self, call: Call, why: str) -> None:
+        """The end of a call whose recording was deleted while it ran: release its ports; nothing is stored."""
+        result: RecordingResult | None = None
+        try:
+            result = await call.media.close()
+        except Exception:
+            log.exception("call %s: media of a discarded recording did not close cleanly", call.call_id)
+        finally:
+            self._release(list(call.ports.values()))
+            self._calls.pop(call.call_id, None)
+            self._locks.pop(call.call_id, None)
+            if not self._calls:
+                self._idle.set()
+        self._data_keys.pop(call.recording_id, None)
+        await remove_file(call.path)
+        if result is not None:
+            self._finished_totals.add(RtpTotals.of(result.streams))
+        self._metrics.recordings_finished.labels("discarded").inc()
+        log.info(
+            "call %s: recording %s ended (%s); it was discarded during the call, nothing is kept",
+            call.call_id,
+            call.reference,
+            why,
+        )
+
     async def shutdown(self, grace: float) -> None:
         """Refuse new calls, let active ones finish for ``grace`` seconds, then BYE and finalise the rest."""
         self.driver.endpoint.accepting = False
@@ -952,6 +1063,10 @@ class CallManager:
     async def _run_locked(self, call_id: str, work: Awaitable[None]) -> None:
         async with self._locks.setdefault(call_id, asyncio.Lock()):
             await work
+
+
+class _KeyNotStored(Exception):
+    """A recording's data key could not be stored: the call must not be recorded (never unencrypted)."""
 
 
 def _decided(decision: Decision | None) -> str:

@@ -23,12 +23,14 @@ start is known, with ``at`` = the time the key went down (an RFC 4733 event's fi
 ``TelephoneEventReceiver.started()``), so a press just before the window's end is not judged late by the time its
 end packets arrive.
 
-What the server does with each outcome:
+What the server does with each outcome, as soon as it is decided during the call
+(:mod:`siprec_server.consent_live` feeds the gate, the call manager applies the outcomes):
 - :class:`ConsentGiven`: keep recording, and store the proof (time asked, time answered, number, prompt version,
   digit) with ``storage.consent.ConsentLedger.record``;
-- :class:`ConsentRefused` and :class:`ConsentNoAnswer`: stop the media and discard everything captured, so no
-  audio of the call is kept; the recording's consent state becomes ``refused``;
-- :class:`ConsentStopped`: stop and discard likewise; the consent state becomes ``withdrawn``.
+- :class:`ConsentRefused` and :class:`ConsentNoAnswer`: store the proof, stop the media at once and delete
+  everything captured with the catalogue row, so no audio of the call is kept; the SIP session goes on
+  unchanged until the SRC ends it;
+- :class:`ConsentStopped`: store the proof, stop and delete likewise; the disposal reason is a withdrawal.
 """
 
 from __future__ import annotations

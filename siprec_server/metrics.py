@@ -137,6 +137,21 @@ class Metrics:
             ["stage"],
             registry=self.registry,
         )
+        self.consent_outcomes = PromCounter(
+            "hangtar_consent_outcomes",
+            "Answers to the consent prompt of consent-based calls, by outcome (given, refused, no_answer, "
+            "stopped) and when they were decided (call: while it ran; hangup: by its end)",
+            ["outcome", "when"],
+            registry=self.registry,
+        )
+        self.consent_discards = PromCounter(
+            "hangtar_consent_discards",
+            "Consent-based recordings stopped for a refusal, no answer or the stop key, by what became of them "
+            "(discarded: deleted with their file during the call; held: a legal hold keeps what was captured; "
+            "failed: not deleted, left expired for the sweeper)",
+            ["result"],
+            registry=self.registry,
+        )
         self.metadata_problems = PromCounter(
             "hangtar_metadata_problems",
             "Recording metadata that could not be parsed or needed tolerance, by kind",

@@ -1,16 +1,20 @@
 """Recordings encrypted at rest: the server's side of the sealed container (docs/compliance/encryption.md).
 
-While a call lasts, the media writer writes a plain FLAC file. When the call ends (and in crash recovery for a
-call a dead process left behind) :class:`Sealer` gives the recording its data key in a committed transaction,
-encrypts the file to ``<file>.sealed`` (temporary name, fsync, rename, read back against the plaintext's
-SHA-256), and the caller records the sealed file in the catalogue; only then is the plaintext removed. The
-catalogue's ``sha256`` stays the hash of the audio itself, whatever the key; ``size_bytes`` is the stored file's.
-If sealing fails the recording stays a plain file: logged, counted (``hangtar_sealing_failures_total``), and
-never lost.
+A recorded call gets its data key when its media session opens, stored wrapped and committed before any audio
+(:meth:`RecordingCrypto.create_key`); the media writer then encodes the FLAC stream straight into
+``<id>.flac.sealed`` (:func:`sealed_sink`), so no plaintext audio reaches the disk. At hang-up the file is
+read back through the key, every chunk verified, for the SHA-256 of the audio (:func:`stored_sealed_file`): the
+catalogue's ``sha256`` is the hash of the audio itself, whatever the key; ``size_bytes`` is the stored file's.
+A file a dead process left without its final chunk is finished by crash recovery
+(:func:`recover_sealed_file`): the audio up to the writer's last flush.
 
-A crash between the catalogue's commit and the removal of the plaintext would leave the plaintext behind for
-good, so each sealing is noted in a small journal (one file per recording naming its plaintext) that start-up
-goes through (:meth:`Sealer.clear_journal`), instead of searching the catalogue or the recordings directory.
+:class:`Sealer` is left for one case only: crash recovery of a call that an earlier version was recording as a
+plain FLAC file. It gives the recording a data key, encrypts the file to ``<file>.sealed`` (temporary name,
+fsync, rename, read back against the plaintext's SHA-256); once the catalogue names the sealed file, the
+plaintext is removed. If that fails the recording stays a plain file: logged, counted
+(``hangtar_sealing_failures_total``), and never lost. A crash between the catalogue's commit and the removal
+of the plaintext would leave the plaintext behind for good, so each sealing is noted in a small journal (one
+file per recording naming its plaintext) that start-up goes through (:meth:`Sealer.clear_journal`).
 
 Everything that reads a recording's audio decrypts through :class:`RecordingCrypto`: export, the rendition
 workers (:func:`file_access`), and the openers of :mod:`storage.audio_opener` for access bundles and integrity
@@ -24,7 +28,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
@@ -34,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
 from media.transcode import FileAccess
+from media.writer import RandomAccessSink, recorded_duration
 from storage.audio_opener import AudioOpener, FileOpener
 from storage.blobs import FileBlobStore
 from storage.catalogue import Catalogue
@@ -41,7 +46,7 @@ from storage.errors import IntegrityError, KeyUnavailableError
 from storage.keyfile import KeyFileProvider
 from storage.keys import KeyProvider, RecordingKeys
 from storage.models import Recording, RecordingStatus
-from storage.sealed import SEALED_FORMAT, SealedWriter, is_sealed, open_plain
+from storage.sealed import SEALED_FORMAT, SealedWriter, finish_unfinished, is_sealed, open_plain
 
 from .config import Config
 
@@ -55,8 +60,11 @@ __all__ = [
     "make_file_opener",
     "open_stored",
     "plain_stored_file",
+    "recover_sealed_file",
     "seal_plain_file",
     "sealed_path",
+    "sealed_sink",
+    "stored_sealed_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,7 +80,7 @@ class StoredFile:
 
     path: Path
     size_bytes: int  # on disk
-    sha256: str  # of the plaintext: the audio, independent of the key
+    sha256: str | None  # of the plaintext: the audio, independent of the key; None: it did not read back
     encryption: str | None  # storage.sealed.SEALED_FORMAT, or None for a plain file
     plaintext: Path | None = None  # the plain file to remove once the catalogue names ``path``
 
@@ -81,7 +89,42 @@ def sealed_path(plain: Path) -> Path:
     return plain.with_name(plain.name + SEALED_SUFFIX)
 
 
+def sealed_sink(data_key: bytes) -> Callable[[str], RandomAccessSink]:
+    """How a recording's media session creates its file: encrypted with ``data_key`` from the first byte
+    (:class:`~storage.sealed.SealedWriter`, the ``open_sink`` of :meth:`media.MediaSession.open`)."""
+
+    def open_sink(path: str) -> RandomAccessSink:
+        return SealedWriter(path, data_key)
+
+    return open_sink
+
+
 # -- blocking file work ------------------------------------------------------------------------------------------
+def stored_sealed_file(path: Path, data_key: bytes) -> StoredFile:
+    """A recording file written sealed, as the catalogue is to name it: read back through ``data_key`` (every
+    chunk verified, :class:`IntegrityError` otherwise) for the SHA-256 of the audio. Blocking."""
+    with open_plain(path, data_key) as source:
+        sha, _ = _digest(source)
+    return StoredFile(path=path, size_bytes=path.stat().st_size, sha256=sha, encryption=SEALED_FORMAT)
+
+
+def recover_sealed_file(path: Path, data_key: bytes) -> tuple[StoredFile | None, float | None]:
+    """Crash recovery of a file a dead process was writing sealed: finish it (a torn trailing chunk dropped,
+    the last complete one sealed as final: the audio up to the writer's last flush), then the file as the
+    catalogue is to name it and the seconds of audio in it (None if the audio does not decode). A file that
+    holds nothing (the process died before its first flush) is removed: (None, None). Blocking."""
+    if finish_unfinished(path, data_key) == 0:
+        _remove(path)
+        return None, None
+    duration: float | None = None
+    with open_plain(path, data_key) as source:
+        try:
+            duration = recorded_duration(source)
+        except RuntimeError as exc:  # soundfile's error for audio it cannot read
+            log.error("%s: the audio left behind does not decode: %s", path.name, exc)
+    return stored_sealed_file(path, data_key), duration
+
+
 def seal_plain_file(plain: Path, data_key: bytes) -> StoredFile:
     """Encrypt ``plain`` to ``<plain>.sealed``: written under a temporary name, fsynced, read back and compared
     with the plaintext's SHA-256 and size, renamed, the directory fsynced. The plaintext is left in place.
@@ -271,9 +314,10 @@ def _wait_on(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, _T]) -> 
     return asyncio.run_coroutine_threadsafe(work, loop).result()
 
 
-# -- sealing at hang-up and in crash recovery ----------------------------------------------------------------------
+# -- sealing plain files an earlier version left (crash recovery) ----------------------------------------------------
 class Sealer:
-    """Seals recordings' plain files; one per server, shared by the call manager and crash recovery.
+    """Seals recordings' plain files (those an earlier version was writing when it died); one per server, used
+    by crash recovery.
 
     ``journal``: a directory of one small file per recording being sealed, naming its plaintext; it is
     created on first use."""
@@ -288,6 +332,10 @@ class Sealer:
             "Recordings that could not be encrypted at rest and were kept as plain files",
             registry=registry if registry is not None else CollectorRegistry(),
         )
+
+    @property
+    def crypto(self) -> RecordingCrypto:
+        return self._crypto
 
     async def seal(
         self, recording_id: UUID, tenant_id: UUID | None, plain: Path, *, recovering: bool = False

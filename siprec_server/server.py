@@ -1,9 +1,9 @@
 """``hangtar serve``: the server process's lifecycle.
 
 Start: database (embedded unless a DSN is configured) and migrations → recovery of recordings a previous process
-left unfinished (sealed like every finished recording; plaintexts a crash left after sealing removed) → rendition
-pool (resumes pending renditions) → SIP listeners (UDP and TCP, and TLS unless its port is 0), RTP port pool,
-HTTP (/healthz, /metrics).
+left unfinished (encrypted files finished up to their last flush; a plain file an earlier version left is
+encrypted, and plaintexts a crash left after such sealing removed) → rendition pool (resumes pending renditions)
+→ SIP listeners (UDP and TCP, and TLS unless its port is 0), RTP port pool, HTTP (/healthz, /metrics).
 Stop (SIGTERM/SIGINT): refuse new calls (503), let active recordings finish for the grace period, BYE the rest,
 finalise their files, stop the rendition pool (unfinished renditions stay pending), close everything and exit 0.
 """
@@ -31,6 +31,7 @@ from storage.delivery_copies import DeliveredCopies
 from storage.delivery_outbox import Outbox
 from storage.delivery_targets import TargetKind, TargetStore
 from storage.erasure import ErasureService
+from storage.errors import KeyUnavailableError
 from storage.keyfile import KeyFileProvider
 from storage.numbers_backfill import backfill_numbers
 from storage.policies import PolicyStore
@@ -46,7 +47,7 @@ from .http import HttpServer, build_app
 from .lifecycle import CallLifecycle
 from .metrics import Metrics
 from .policy_book import PolicyBook
-from .sealing import RecordingCrypto, Sealer, StoredFile, plain_stored_file
+from .sealing import RecordingCrypto, Sealer, StoredFile, plain_stored_file, recover_sealed_file
 from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
 from .transcoder import TranscodePool, encode_settings
@@ -76,7 +77,8 @@ async def run_server(config: Config) -> int:
     _raise_file_limit(config)
     metrics = Metrics()
     async with open_storage(config) as storage:
-        # Encryption at rest: each recording sealed with its own data key when its call ends.
+        # Encryption at rest: each recording written encrypted under its own data key from its first byte; the
+        # sealer only encrypts plain files an earlier version left unfinished.
         crypto = RecordingCrypto.from_config(config, storage.pool)
         sealer = Sealer(crypto, journal=config.data_dir / "sealing", registry=metrics.registry)
         await recover_unfinished(storage.catalogue, storage.blobs, sealer)
@@ -115,7 +117,7 @@ async def run_server(config: Config) -> int:
             transcoder=transcoder,
             policies=policies,
             lifecycle=lifecycle,
-            sealer=sealer,
+            crypto=crypto,
         )
         driver = SipDriver(endpoint, manager.on_event)
         manager.attach(driver)
@@ -201,15 +203,32 @@ async def run_server(config: Config) -> int:
 async def recover_unfinished(
     catalogue: Catalogue, blobs: FileBlobStore, sealer: Sealer | None = None
 ) -> None:
-    """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted', sealed
-    like any finished recording (``sealer``; None: kept plain). Then the plaintexts a crash left between the
-    catalogue naming a sealed file and their removal."""
+    """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted'.
+
+    A file written encrypted is finished with its data key: the audio up to the writer's last flush (one that
+    holds nothing is removed). A plain file, which only an earlier version wrote, is encrypted by ``sealer``
+    (None: kept plain), and then the plaintexts a crash left between the catalogue naming a sealed file and
+    their removal go. A recording whose key cannot be had now stays 'recording', for the next start."""
     for recording in await catalogue.unfinished():
         path = existing_file(recording.file_path)
         stored: StoredFile | None = None
         duration = recording.duration_seconds
         if path is not None:
             blobs.resolve(path)  # ValueError for a path outside the recordings directory
+        if path is not None and recording.encryption is not None:
+            if sealer is None:
+                log.error("recording %s: encrypted, but no keys are configured", recording.reference)
+                continue
+            try:
+                data_key = await sealer.crypto.data_key(recording)
+                if data_key is None:  # not reached: the recording is encrypted
+                    raise KeyUnavailableError(f"recording {recording.reference} has no data key")
+                stored, found = await asyncio.to_thread(recover_sealed_file, path, data_key)
+            except Exception:
+                log.exception("recording %s: cannot finish its encrypted file now", recording.reference)
+                continue
+            duration = found if found is not None else duration
+        elif path is not None:
             try:
                 duration = await asyncio.to_thread(recorded_duration, path)
             except RuntimeError as exc:  # soundfile's error for an unreadable file
