@@ -17,6 +17,14 @@ fresh pjsua2 offer and, with ``--reinvite-metadata FILE``, a new metadata part (
 The SRC waits for its final answer (a non-2xx ends the call with ``REINVITE_FAILED``) and keeps sending until
 ``--duration``; the report carries the re-INVITE, its status and both SDPs.
 
+``--dtmf "2.0:1,3.5:9"`` presses keys during the call: at each time (seconds after the answer) the digits
+after it are sent as RFC 4733 telephone-events (``Call.sendDtmf`` with ``PJSUA_DTMF_METHOD_RFC2833``, 160 ms
+a digit, pjsua2's default), which pjsua2 sends on the call's first audio stream, m-line 1 (the caller's); the
+audio of that stream pauses while an event is sent. The report's ``dtmf`` lists each send with its time after
+the answer, its wall-clock time (``time.time()``) and ``rtp_ts``, the RTP timestamp of m-line 1's last packet
+then (pjsua2's RTP clock runs ahead of its wall clock by about 40 ms with every digit sent), or the error
+pjsua2 raised (no telephone-event negotiated, say).
+
 ``--transport tls`` places the call over SIP/TLS, checking the server's certificate against ``--tls-ca`` when
 given (a self-signed server certificate is its own CA) and not at all otherwise. ``--srtp sdes`` offers
 ``RTP/SAVP`` m-lines keyed by SDES (RFC 4568 ``a=crypto``) and sends SRTP, also over UDP and TCP;
@@ -61,6 +69,7 @@ from tests.peers.siprec_offer import add_labels, build_metadata, local_address_f
 
 SAMPLE_RATE = 8000
 POLL_MS = 10
+DTMF_KEYS = frozenset("0123456789*#ABCD")  # RFC 4733 §3.2 events 0-15
 STATS_EVERY = 0.25
 
 
@@ -200,6 +209,8 @@ class Src:
         self.transmitting = False
         self.log_path: Path = args.log_file or workdir / "pjsua.log"
         self.bye_sent = False
+        self.dtmf_due: list[tuple[float, str]] = list(args.dtmf)  # (seconds after the answer, digits)
+        self.dtmf_sent: list[dict[str, Any]] = []
 
     # -- setup -----------------------------------------------------------------------------------
     def start_library(self, local_ip: str) -> int:
@@ -398,10 +409,36 @@ class Src:
             if call.media_ready:
                 call.media_ready = False
                 self.connect_media(call)
-            if self.transmitting and call.disconnected_at is None and now >= next_stats:
-                self.sample_stats(call)
-                next_stats = now + STATS_EVERY
+            if self.transmitting and call.disconnected_at is None:
+                self.send_due_dtmf(call)
+                if now >= next_stats:
+                    self.sample_stats(call)
+                    next_stats = now + STATS_EVERY
         return True
+
+    def send_due_dtmf(self, call: SrcCall) -> None:
+        """Send the key presses whose time after the answer has come, as RFC 4733 events."""
+        if call.confirmed_at is None:
+            return
+        elapsed = time.monotonic() - call.confirmed_at
+        while self.dtmf_due and self.dtmf_due[0][0] <= elapsed:
+            at, digits = self.dtmf_due.pop(0)
+            prm = pj.CallSendDtmfParam()
+            prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+            prm.digits = digits
+            entry: dict[str, Any] = {
+                "digits": digits,
+                "scheduled": at,
+                "at": round(time.monotonic() - call.confirmed_at, 4),
+                "wall": time.time(),  # queued now; the stream sends it with its next frame
+            }
+            with contextlib.suppress(pj.Error):  # where m-line 1's RTP clock stands (the last packet sent)
+                entry["rtp_ts"] = int(call.getStreamStat(0).rtcp.rtpTxLastTs)
+            try:
+                call.sendDtmf(prm)
+            except pj.Error as exc:  # e.g. the answer took no telephone-event
+                entry["error"] = exc.info()
+            self.dtmf_sent.append(entry)
 
     def run(self) -> ExitCode:
         args = self.args
@@ -493,6 +530,21 @@ class Src:
             self.ep.libDestroy()
 
 
+def _dtmf_plan(text: str) -> list[tuple[float, str]]:
+    """``2.0:1,3.5:9`` as [(2.0, "1"), (3.5, "9")], in time order."""
+    plan = []
+    for item in text.split(","):
+        at_text, colon, digits = item.strip().partition(":")
+        try:
+            at = float(at_text)
+        except ValueError:
+            at = -1.0
+        if not colon or not digits or not set(digits) <= DTMF_KEYS or not 0 <= at < float("inf"):
+            raise argparse.ArgumentTypeError(f"{item!r} is not SECONDS:DIGITS (digits 0-9, *, #, A-D)")
+        plan.append((at, digits))
+    return sorted(plan)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Place one SIPREC call with pjsua2.")
     parser.add_argument("--target", required=True, help="SRS request URI, e.g. sip:srs@127.0.0.1:5070")
@@ -534,6 +586,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--reinvite-metadata", type=Path, help="rs-metadata XML file sent in that re-INVITE (default: none)"
     )
+    parser.add_argument(
+        "--dtmf",
+        type=_dtmf_plan,
+        default=[],
+        help='key presses as RFC 4733 events: "S:DIGITS,..." (seconds after the answer), e.g. "2.0:1,3.5:9"',
+    )
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--log-file", type=Path, help="full pjsua2 log (level 5, SIP messages)")
     args = parser.parse_args(argv)
@@ -541,6 +599,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--labels needs exactly two labels (or 'none')")
     if args.duration <= 0 or args.answer_timeout <= 0 or args.bye_timeout <= 0:
         parser.error("--duration and the timeouts must be positive")
+    if any(at >= args.duration for at, _ in args.dtmf):
+        parser.error("--dtmf times must fall before --duration")
     if args.reinvite_after is not None and not 0 < args.reinvite_after < args.duration:
         parser.error("--reinvite-after must lie between 0 and --duration")
     if args.reinvite_metadata is not None and args.reinvite_after is None:
@@ -578,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         report = src.report
     report.exit_code = int(code)
     report.outcome = OUTCOMES[code]
-    text = json.dumps(report.as_json(), ensure_ascii=False)
+    text = json.dumps({**report.as_json(), "dtmf": src.dtmf_sent}, ensure_ascii=False)
     if args.json_out:
         args.json_out.write_text(text + "\n", encoding="utf-8")
     report_out.write(text + "\n")
