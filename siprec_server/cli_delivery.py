@@ -1,17 +1,20 @@
 """``hangtar delivery``: targets (add, list, show, enable, disable, remove), a delivery pass now, the log, the dead
 letters and their replay.
 
-Targets belong to a tenant; a command names one by ``--tenant T NAME`` or by its id. Secrets never go on the
-command line (where ``ps`` shows them): ``--key-file`` reads a private key, ``--password-file FILE`` (``-``:
-standard input) a password or signing secret, and without either a password is asked for on the terminal.
-Exit codes as for every lifecycle command: 0 ok, 1 failure, 2 usage, 3 not found, 4 refused by a rule (plain
-FTP, an SFTP server without a pinned host key, removing a target that delivered copies, replaying what is not
-dead). ``--json`` prints what a script wants; ``--as USER`` names the person acting.
+Targets belong to a tenant; a command names one by ``--tenant T NAME`` or by its id. An ``sftp://`` URL makes
+an SFTP target, an ``https://`` one a CRM webhook (``--mode link|inline``). Secrets never go on the command line
+(where ``ps`` shows them): ``--key-file`` reads a private key, ``--password-file FILE`` or ``--secret-file FILE``
+(``-``: standard input) a password or a webhook's signing secret, and without either it is asked for on the
+terminal. Exit codes as for every lifecycle command: 0 ok, 1 failure, 2 usage, 3 not found, 4 refused by a rule
+(plain FTP, plain HTTP to another host, an SFTP server without a pinned host key, removing a target that
+delivered copies, replaying what is not dead). ``--json`` prints what a script wants; ``--as USER`` names the
+person acting.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import socket
 import sys
@@ -60,6 +63,8 @@ from .cli_policies import (
 from .cli_retention import parse_time
 from .config import Config
 from .delivery import DeliveryWorker, PayloadSource, SftpTransport
+from .delivery.link_signing import LinkSigner
+from .delivery.webhook import WebhookTransport
 from .sealing import RecordingCrypto
 from .transcoder import encode_settings
 
@@ -80,16 +85,26 @@ def add_commands(
     targets = actions.add_parser("targets", help="where a tenant's recordings are delivered")
     target_actions = targets.add_subparsers(dest="sub", required=True)
 
-    add = leaf(target_actions, "add", "add a delivery target (sftp; plain ftp is refused)")
+    add = leaf(target_actions, "add", "add a delivery target (sftp or a CRM webhook; plain ftp is refused)")
     add.add_argument("--tenant", metavar="T", required=True, help="the tenant (slug or id)")
     add.add_argument("--name", required=True, help="a-z, 0-9, - and _, unique within the tenant")
-    add.add_argument("--url", required=True, metavar="URL", help="sftp://user@host[:port]/dir")
+    add.add_argument(
+        "--url", required=True, metavar="URL", help="sftp://user@host[:port]/dir, or https://... (a webhook)"
+    )
+    add.add_argument(
+        "--mode",
+        choices=["link", "inline"],
+        help="a webhook: a signed download link (default) or the audio inline as multipart",
+    )
     add.add_argument("--host-key", metavar="LINE", help="the server's public key line (from ssh-keyscan)")
     add.add_argument("--host-key-file", type=Path, metavar="FILE", help="... or a file holding it")
     secret = add.add_mutually_exclusive_group()
     secret.add_argument("--key-file", type=Path, metavar="FILE", help="log in with this private key")
     secret.add_argument(
         "--password-file", metavar="FILE", help="log in with the password in FILE ('-': stdin)"
+    )
+    secret.add_argument(
+        "--secret-file", metavar="FILE", help="a webhook: sign with the secret in FILE ('-': stdin)"
     )
     add.add_argument("--schedule", default="every 15m", help="'every 15m' or 'daily 01:00-05:00 [Zone]'")
     add.add_argument(
@@ -197,17 +212,24 @@ def _now() -> datetime:
 # -- targets -----------------------------------------------------------------------------------------------------
 async def _add(args: argparse.Namespace, services: _Services) -> int:
     kind, settings = settings_from_url(args.url)
-    if kind is not TargetKind.SFTP:
-        return fail(f"this version delivers over sftp only; {kind.value} targets come later", EXIT_USAGE)
+    if kind is TargetKind.FTPS:
+        return fail("this version delivers over sftp and to webhooks; ftps targets come later", EXIT_USAGE)
+    if kind is TargetKind.WEBHOOK:
+        refused = _webhook_settings(args, settings)
+        if refused is not None:
+            return refused
+    else:
+        if args.mode is not None or args.secret_file is not None:
+            return fail("--mode and --secret-file are for webhook targets (an https:// URL)", EXIT_USAGE)
+        host_key = args.host_key or (args.host_key_file.read_text() if args.host_key_file else None)
+        settings.update(
+            host_key=host_key,
+            auth="key" if args.key_file else "password",
+            name_template=args.template,
+            format=args.format,
+            sidecar=not args.no_sidecar,
+        )
     tenant = await find_tenant(services.pool, args.tenant)
-    host_key = args.host_key or (args.host_key_file.read_text() if args.host_key_file else None)
-    settings.update(
-        host_key=host_key,
-        auth="key" if args.key_file else "password",
-        name_template=args.template,
-        format=args.format,
-        sidecar=not args.no_sidecar,
-    )
     chosen = DeliveryFilter.of(
         numbers=args.number, direction=args.direction, classes=args.classes, region=tenant.region
     )
@@ -219,7 +241,7 @@ async def _add(args: argparse.Namespace, services: _Services) -> int:
         kind=kind,
         name=args.name,
         settings=settings,
-        secret=_secret(args),
+        secret=_secret(args, kind),
         schedule=schedule,
         filter=chosen,
         delete_after_delivery=args.delete_after_delivery,
@@ -291,7 +313,13 @@ async def _run(args: argparse.Namespace, services: _Services) -> int:
             spool=services.config.data_dir / "delivery-spool",
             settings=encode_settings(services.config),
         ),
-        transports={TargetKind.SFTP: SftpTransport()},
+        transports={
+            TargetKind.SFTP: SftpTransport(),
+            TargetKind.WEBHOOK: WebhookTransport(
+                signer=await asyncio.to_thread(LinkSigner.from_data_dir, services.config.data_dir),
+                public_base=_public_base(services.config),
+            ),
+        },
         copies=DeliveredCopies(
             services.pool, ErasureService(services.pool, services.blobs, audit=audit, clock=_now), node=node
         ),
@@ -380,16 +408,57 @@ async def _target(args: argparse.Namespace, services: _Services) -> DeliveryTarg
     return await services.targets.find(tenant.id, text)
 
 
-def _secret(args: argparse.Namespace) -> str:
+def _webhook_settings(args: argparse.Namespace, settings: dict[str, Any]) -> int | None:
+    """Fill a webhook's settings from the options; an exit code when an option does not fit a webhook."""
+    wrong = [
+        option
+        for option, given in (
+            ("--host-key", args.host_key),
+            ("--host-key-file", args.host_key_file),
+            ("--key-file", args.key_file),
+            ("--no-sidecar", args.no_sidecar),
+        )
+        if given
+    ]
+    if wrong:
+        return fail(f"{', '.join(wrong)}: not for a webhook target", EXIT_USAGE)
+    mode = args.mode or "link"
+    if mode == "link" and args.delete_after_delivery:
+        return fail(
+            "refused: a webhook in link mode gives the CRM a link to our copy, so --delete-after-delivery "
+            "would break it; use --mode inline to hand over the audio itself",
+            EXIT_REFUSED,
+        )
+    settings.update(mode=mode, format=args.format, name_template=args.template)
+    return None
+
+
+def _public_base(config: Config) -> str | None:
+    """Where the API is reached from outside, for webhook download links (none: link mode waits for a node
+    that has it)."""
+    value = getattr(config, "public_url", None)
+    return str(value) if value else None
+
+
+def _secret(args: argparse.Namespace, kind: TargetKind = TargetKind.SFTP) -> str:
     if args.key_file is not None:
         return str(args.key_file.read_text())
-    if args.password_file == "-":  # noqa: S105 (stdin, not a password)
-        return sys.stdin.readline().rstrip("\r\n")
-    if args.password_file is not None:
-        return Path(args.password_file).read_text().rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise ValueError("give --key-file or --password-file (no terminal to ask for the password on)")
-    return getpass.getpass("password for the target: ")
+    named = args.password_file if args.password_file is not None else getattr(args, "secret_file", None)
+    if named == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif named is not None:
+        secret = Path(named).read_text().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        raise ValueError(
+            "give --key-file, --password-file or --secret-file (no terminal to ask for the secret on)"
+        )
+    elif kind is TargetKind.WEBHOOK:
+        secret = getpass.getpass("signing secret for the webhook (shared with the CRM): ")
+    else:
+        secret = getpass.getpass("password for the target: ")
+    if kind is TargetKind.WEBHOOK and len(secret.strip()) < 16:
+        raise ValueError("a webhook's signing secret has at least 16 characters")
+    return secret
 
 
 def _done(args: argparse.Namespace, target: DeliveryTarget, what: str) -> int:
@@ -402,6 +471,9 @@ def _done(args: argparse.Namespace, target: DeliveryTarget, what: str) -> int:
 
 def _print_target(target: DeliveryTarget) -> None:
     settings = target.settings
+    if target.kind is TargetKind.WEBHOOK:
+        _print_webhook(target)
+        return
     rows = [
         ("name", target.name),
         ("id", str(target.id)),
@@ -413,6 +485,31 @@ def _print_target(target: DeliveryTarget) -> None:
         ("takes", target.filter.describe()),
         ("file names", f"{settings.get('name_template')}.{settings.get('format') or '<as recorded>'}"),
         ("sidecar", "yes" if settings.get("sidecar", True) else "no"),
+        ("delete after delivery", "yes" if target.delete_after_delivery else "no"),
+        ("max attempts", str(target.max_attempts)),
+        ("sends calls finished", f"from {format_timestamp(target.deliver_since)}"),
+    ]
+    for label, value in rows:
+        print(f"{label:<22} {value}")
+
+
+def _print_webhook(target: DeliveryTarget) -> None:
+    settings = target.settings
+    mode = str(settings.get("mode"))
+    audio = (
+        "a signed download link, valid 7 days"
+        if mode == "link"
+        else f"inline (multipart), {settings.get('format') or 'as recorded'}"
+    )
+    rows = [
+        ("name", target.name),
+        ("id", str(target.id)),
+        ("endpoint", target.endpoint),
+        ("state", "enabled" if target.enabled else "disabled"),
+        ("signing", "HMAC-SHA256, secret stored encrypted" if target.has_secret else "no secret"),
+        ("audio", audio),
+        ("schedule", target.schedule.describe()),
+        ("takes", target.filter.describe()),
         ("delete after delivery", "yes" if target.delete_after_delivery else "no"),
         ("max attempts", str(target.max_attempts)),
         ("sends calls finished", f"from {format_timestamp(target.deliver_since)}"),

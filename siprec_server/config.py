@@ -11,6 +11,7 @@ TOML layout (all keys optional)::
                 <data_dir>/tls), srtp = "allow"
     [rtp]       host, ports = "20000-39999"
     [http]      host, port, secure_cookies = true  # false only for a portal on plain HTTP other than localhost
+                public_url = ""  # this node's API as seen from outside (https://rec.example.hu): CRM download links
     [database]  dsn                       # empty: embedded PostgreSQL under <data_dir>/pg
     [recording] reorder_window, sync_wait, no_media_timeout, shutdown_grace, max_calls,
                 format = "flac"       # flac | wav | opus | mp3: renditions are made from the FLAC master
@@ -63,6 +64,7 @@ class Config:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     secure_cookies: bool = True
+    public_url: str = ""
     database_dsn: str = ""
     reorder_window: float = 0.3
     sync_wait: float = 4.0
@@ -136,6 +138,7 @@ _KEYS: dict[tuple[str, str], str] = {
     ("http", "host"): "http_host",
     ("http", "port"): "http_port",
     ("http", "secure_cookies"): "secure_cookies",
+    ("http", "public_url"): "public_url",
     ("database", "dsn"): "database_dsn",
     ("recording", "reorder_window"): "reorder_window",
     ("recording", "sync_wait"): "sync_wait",

@@ -43,6 +43,8 @@ from .call import existing_file
 from .calls import CallManager
 from .config import Config
 from .delivery import DeliveryMetrics, DeliveryWorker, PayloadSource, SftpTransport
+from .delivery.link_signing import LinkSigner
+from .delivery.webhook import WebhookTransport
 from .http import HttpServer, build_app
 from .lifecycle import CallLifecycle
 from .metrics import Metrics
@@ -151,6 +153,7 @@ async def run_server(config: Config) -> int:
                 status = "degraded"
             return {"status": status, "database": database, "active_calls": manager.active_calls}
 
+        link_signer = await asyncio.to_thread(LinkSigner.from_data_dir, config.data_dir)
         api = build_api(
             make_services(
                 storage.pool,
@@ -158,7 +161,8 @@ async def run_server(config: Config) -> int:
                 bundle_dir=config.data_dir / "access_requests",
                 crypto=crypto,
                 secure_cookies=config.secure_cookies,
-            )
+            ),
+            link_signer=link_signer,
         )
         http = HttpServer(build_app(metrics, health, api), host=config.http_host, port=config.http_port)
         http_task = loop.create_task(http.serve())
@@ -179,7 +183,9 @@ async def run_server(config: Config) -> int:
             background.append(loop.create_task(sweeper.run_periodically(config.sweep_interval, sweeping)))
         if config.delivery_interval:
             # Deliveries to tenants' SFTP servers: one pass at a time per node, items claimed with SKIP LOCKED.
-            delivery = await _delivery_worker(config, storage.pool, storage.blobs, crypto, audit, metrics)
+            delivery = await _delivery_worker(
+                config, storage.pool, storage.blobs, crypto, audit, metrics, link_signer
+            )
             background.append(loop.create_task(delivery.run_periodically(config.delivery_interval, sweeping)))
         _announce(config, storage.dsn_kind, tls)
 
@@ -327,6 +333,7 @@ async def _delivery_worker(
     crypto: RecordingCrypto,
     audit: AuditLog,
     metrics: Metrics,
+    link_signer: LinkSigner,
 ) -> DeliveryWorker:
     """The delivery worker over the outbox; payloads are spooled under the data dir (emptied at start)."""
     payloads = PayloadSource(
@@ -337,7 +344,10 @@ async def _delivery_worker(
         outbox=Outbox(pool, audit=audit, clock=_now),
         targets=TargetStore(pool, KeyFileProvider(config.key_file_path), audit=audit, clock=_now),
         payloads=payloads,
-        transports={TargetKind.SFTP: SftpTransport()},
+        transports={
+            TargetKind.SFTP: SftpTransport(),
+            TargetKind.WEBHOOK: WebhookTransport(signer=link_signer, public_base=config.public_url or None),
+        },
         copies=DeliveredCopies(
             pool, ErasureService(pool, blobs, audit=audit, clock=_now), node=socket.gethostname()
         ),

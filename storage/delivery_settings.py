@@ -56,6 +56,8 @@ _PLAIN_FTP = (
     "recordings: use an sftp target (SSH, host key pinned) or an ftps one (explicit TLS, certificate verified)"
 )
 _LOOPBACK_NAMES = ("localhost",)
+# url: where to POST; mode: link | inline; format: inline's audio format; name_template: inline's file name
+_WEBHOOK_KEYS = ("url", "mode", "format", "name_template")
 
 
 class InsecureTargetError(LifecycleError):
@@ -190,20 +192,48 @@ def _file_server(kind: TargetKind, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _webhook(given: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(_WEBHOOK_KEYS))
+    if unknown:
+        raise TargetSettingsError(
+            f"a webhook target's settings are {', '.join(_WEBHOOK_KEYS)}; not {', '.join(unknown)} "
+            "(its signing secret is given apart and stored encrypted)"
+        )
     url = given.get("url")
-    if not isinstance(url, str):
+    if not isinstance(url, str) or not url.strip():
         raise TargetSettingsError("settings.url is the HTTPS address the CRM receives recordings at")
-    parts = urlsplit(url)
-    if not parts.hostname or parts.scheme not in ("https", "http"):
-        raise TargetSettingsError(f"{url!r} is not an https:// URL")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetSettingsError(f"{url!r} is not a URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not parts.hostname or not _valid_host(parts.hostname):
+        raise TargetSettingsError(f"{url!r} is not an https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise TargetSettingsError(
+            "put no user or password in the webhook URL: requests are signed with the target's secret"
+        )
+    if parts.fragment or any(c.isspace() or ord(c) < 0x20 for c in url):
+        raise TargetSettingsError(f"{url!r}: a webhook URL has no fragment, spaces or control characters")
+    if port == 0:
+        raise TargetSettingsError(f"{url!r}: the port is 1-65535")
+    if scheme == "http" and not _loopback(parts.hostname):
         raise InsecureTargetError(
-            "a webhook over plain http:// sends the recordings in clear text (GDPR Art. 32): use https://"
+            "a webhook over plain http:// sends the recordings and their metadata in clear text (GDPR Art. 32): "
+            "use https://. Plain http:// is only for a receiver on this host (localhost, 127.0.0.1, ::1)"
         )
     mode = given.get("mode", "link")
     if mode not in ("link", "inline"):
         raise TargetSettingsError("settings.mode is 'link' (a signed download URL) or 'inline' (multipart)")
-    return {**given, "url": url, "mode": mode, "format": _format(given.get("format"))}
+    audio_format = _format(given.get("format"))
+    if mode == "link" and audio_format is not None:
+        raise TargetSettingsError(
+            "a webhook in link mode serves the recording as stored: settings.format applies to inline mode only"
+        )
+    template = given.get("name_template", DEFAULT_NAME_TEMPLATE)
+    _check_template(template)
+    return {"url": url, "mode": mode, "format": audio_format, "name_template": template}
 
 
 def _check_template(template: Any) -> None:

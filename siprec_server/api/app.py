@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, FastAPI
 
+from ..delivery.download_routes import build_router as delivery_download_router
+from ..delivery.link_signing import LinkSigner
 from . import (
     access_routes,
     audit_routes,
@@ -48,7 +50,8 @@ def _routers() -> list[APIRouter]:
     ]
 
 
-def build_api(services: ApiServices) -> FastAPI:
+def build_api(services: ApiServices, *, link_signer: LinkSigner | None = None) -> FastAPI:
+    """``link_signer``: serve the signed download links of CRM deliveries (``/api/v1/deliveries/…/audio``)."""
     app = FastAPI(
         title="Hangtár API",
         version=_version(),
@@ -63,4 +66,6 @@ def build_api(services: ApiServices) -> FastAPI:
     problems.install(app)
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)
+    if link_signer is not None:
+        app.include_router(delivery_download_router(link_signer), prefix=API_PREFIX)
     return app
