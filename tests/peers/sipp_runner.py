@@ -213,6 +213,9 @@ class SippProcess:
         if not Path(SIPP).exists():
             raise SippError(f"SIPp not found at {SIPP}")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # SIPp appends to its trace files: a previous run's answer would be read as this call's.
+        for trace in (self.log_path, self.message_path, self.error_path):
+            trace.unlink(missing_ok=True)
         # rtp_stream loops this file; longer than the call so the loop never clicks.
         seconds = math.ceil(max(self.duration, self.call_seconds or 0.0)) + 1
         tone_file = self.workdir / CALLER_TONE_FILES[self.caller_codec]
