@@ -30,7 +30,7 @@ system-packages:
 	bash tests/system-packages.sh
 
 run: install
-	$(BIN)/hangtar serve $(ARGS)
+	$(BIN)/hangtar serve --demo $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="PEM certificate (chain) for TLS (default: self-signed under the data dir)",
     )
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="on an install without tenants, create a demo tenant and admin and print the login (make run)",
+    )
 
     recordings = commands.add_parser("recordings", help="inspect the recordings catalogue")
     actions = recordings.add_subparsers(dest="action", required=True)
@@ -132,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .server import run_server
 
         try:
-            return asyncio.run(run_server(config))
+            return asyncio.run(run_server(config, demo=args.demo))
         except OSError as exc:
             print(f"hangtar: cannot start: {exc}", file=sys.stderr)
             return EXIT_FAILURE

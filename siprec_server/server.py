@@ -45,10 +45,12 @@ from .config import Config
 from .delivery import DeliveryMetrics, DeliveryWorker, PayloadSource, SftpTransport
 from .delivery.link_signing import LinkSigner
 from .delivery.webhook import WebhookTransport
+from .demo import DemoLogin, ensure_demo
 from .http import HttpServer, build_app
 from .lifecycle import CallLifecycle
 from .metrics import Metrics
 from .policy_book import PolicyBook
+from .portal import mount_portal
 from .sealing import RecordingCrypto, Sealer, StoredFile, plain_stored_file, recover_sealed_file
 from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
@@ -70,7 +72,7 @@ def product_version() -> str:
         return "0"
 
 
-async def run_server(config: Config) -> int:
+async def run_server(config: Config, *, demo: bool = False) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -154,16 +156,15 @@ async def run_server(config: Config) -> int:
             return {"status": status, "database": database, "active_calls": manager.active_calls}
 
         link_signer = await asyncio.to_thread(LinkSigner.from_data_dir, config.data_dir)
-        api = build_api(
-            make_services(
-                storage.pool,
-                blobs=storage.blobs,
-                bundle_dir=config.data_dir / "access_requests",
-                crypto=crypto,
-                secure_cookies=config.secure_cookies,
-            ),
-            link_signer=link_signer,
+        services = make_services(
+            storage.pool,
+            blobs=storage.blobs,
+            bundle_dir=config.data_dir / "access_requests",
+            crypto=crypto,
+            secure_cookies=config.secure_cookies,
         )
+        # The REST API under /api/v1 and the subscriber portal beside it, over the same services.
+        api = mount_portal(build_api(services, link_signer=link_signer), services)
         http = HttpServer(build_app(metrics, health, api), host=config.http_host, port=config.http_port)
         http_task = loop.create_task(http.serve())
         while not http.started:
@@ -187,7 +188,7 @@ async def run_server(config: Config) -> int:
                 config, storage.pool, storage.blobs, crypto, audit, metrics, link_signer
             )
             background.append(loop.create_task(delivery.run_periodically(config.delivery_interval, sweeping)))
-        _announce(config, storage.dsn_kind, tls)
+        _announce(config, storage.dsn_kind, tls, await ensure_demo(storage.pool) if demo else None)
 
         await stop.wait()
         log.info("shutting down: refusing new calls, %d active", manager.active_calls)
@@ -356,7 +357,7 @@ async def _delivery_worker(
     )
 
 
-def _announce(config: Config, dsn_kind: str, tls: TlsSetup | None) -> None:
+def _announce(config: Config, dsn_kind: str, tls: TlsSetup | None, demo: DemoLogin | None = None) -> None:
     """What an operator (and `make run`) needs to see: where we listen. Goes to stdout."""
     lines = [
         f"hangtar {product_version()} ready",
@@ -368,8 +369,14 @@ def _announce(config: Config, dsn_kind: str, tls: TlsSetup | None) -> None:
         lines.append(f"        certificate SHA-256 {tls.fingerprint}")
     lines += [
         f"  RTP   {config.media_host} ports {config.rtp_port_min}-{config.rtp_port_max}",
-        f"  HTTP  http://{config.http_host}:{config.http_port}/healthz  /metrics",
+        f"  HTTP  http://{config.http_host}:{config.http_port}/healthz  /metrics  /api/v1/docs",
+        f"  portal http://{config.http_host}:{config.http_port}/",
         f"  data  {config.data_dir.resolve()} (database: {dsn_kind})",
     ]
+    if demo is not None:
+        lines.insert(
+            -1,
+            f"  login {demo.email}  one-time password {demo.password}  (demo tenant; change it at first login)",
+        )
     print("\n".join(lines), flush=True)
     sys.stdout.flush()

@@ -7,6 +7,8 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 # promtool checks and unit-tests the alert rules in deploy/prometheus/.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Headless Chromium for the portal's browser tests (tests/e2e/), driven by Playwright.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

@@ -1,4 +1,5 @@
-"""`make run` — the README's quick start — starts the server on the embedded database and says where it listens."""
+"""`make run` — the README's quick start — starts the server on the embedded database, makes a demo tenant and
+admin on a fresh install, and says where it listens and how to log in."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def test_make_run_starts_the_server_and_prints_where_it_listens(data_dir: Path) 
         assert "certificate SHA-256 " in output and (data_dir / "tls" / "key.pem").stat().st_mode & 0o077 == 0
         assert f"HTTP  http://127.0.0.1:{http_port}/healthz" in output, output
         assert "database: embedded" in output, output
+        # A fresh install gets the demo tenant and its admin, whose one-time password is shown once.
+        assert f"portal http://127.0.0.1:{http_port}/" in output, output
+        assert "login admin@demo.example  one-time password " in output, output
         probe = UdpProbe()
         try:
             probe.send(request("OPTIONS", port=sip_port, local_port=probe.port), sip_port)
