@@ -9,10 +9,7 @@ or one from byte 0, not on every seek) and each download (``recording.download``
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -20,14 +17,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.background import BackgroundTask
 
 from storage.audio_range import (
-    AudioStream,
-    ByteRange,
     RangeNotSatisfiableError,
     file_extension,
-    open_audio,
     parse_range,
 )
 from storage.audit import AuditEntry
@@ -47,6 +40,7 @@ from storage.recording_search import (
 from storage.reference import normalize_reference
 from storage.retention_class import Basis, RetentionClass
 
+from .audio_response import NO_STORE, audio_response, open_recording_audio
 from .deps import client_origin, require, services
 from .fields import Moment
 from .problems import PROBLEM_JSON, ApiProblem, not_found
@@ -70,7 +64,6 @@ Ref = Annotated[
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}, "description": "a problem document (RFC 9457)"}
 _ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((401, 403, 404, 409, 422), _PROBLEM)
 _AUDIO_ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys((401, 403, 404, 409, 410, 416), _PROBLEM)
-_NO_STORE = {"Cache-Control": "no-store"}  # personal data: kept by no cache, the browser's included
 _AUDIO: dict[str, Any] = {"content": {t: {} for t in ("audio/flac", "audio/wav", "audio/ogg", "audio/mpeg")}}
 _DIRECTIONS = frozenset(d.value for d in CallDirection)
 _CODE = r"^[A-Za-z0-9_]{1,40}$"  # a retention class code (storage.retention_class.CLASS_CODE), in any case
@@ -306,7 +299,7 @@ async def list_recordings(
         direction=direction,
     )
     page = await search(api.pool, principal.tenant_id, query, cursor=cursor, limit=limit)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return RecordingPage(items=[RecordingSummary.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
@@ -319,7 +312,7 @@ async def recording_detail(
     retention = None
     if r.retention_class is not None:
         retention = RetentionClassOut.of(await find_class(api.pool, r.tenant_id, r.retention_class))
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return RecordingDetail(
         **_summary_fields(r),
         media_started_at=r.media_started_at,
@@ -338,30 +331,6 @@ async def recording_detail(
 
 
 # -- audio ----------------------------------------------------------------------------------------------------------
-async def _open(api: ApiServices, r: Recording) -> AudioStream:
-    """The recording's audio, opened in a worker thread (the opener blocks while it fetches the key)."""
-    if r.status is RecordingStatus.RECORDING:
-        raise ApiProblem(
-            409, f"recording {r.reference} is still being recorded; its audio follows at the end"
-        )
-    if api.audio is None or not r.file_path:
-        raise ApiProblem(404, f"recording {r.reference} has no audio ({r.status.value})")
-    try:
-        return await asyncio.to_thread(open_audio, api.audio, r)
-    except FileNotFoundError:
-        log.error("recording %s: its audio file %s is missing", r.reference, r.file_path)
-        raise ApiProblem(404, f"the audio of recording {r.reference} is missing from storage") from None
-
-
-async def _pieces(stream: AudioStream, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
-    pieces = stream.pieces(byte_range)
-    try:
-        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
-            yield piece
-    finally:
-        stream.close()
-
-
 def _etag(r: Recording) -> str | None:
     """A strong validator: the hash of the audio itself, the same whatever key seals the file."""
     return None if r.sha256 is None else f'"{r.sha256}"'
@@ -382,7 +351,7 @@ def _range_applies(request: Request, etag: str | None) -> bool:
 async def play(api: Api, principal: Listener, request: Request, id_or_reference: Ref) -> Response:
     """The audio for a player: byte ranges (RFC 9110 §14), the media type of its format."""
     r = await _recording(api, principal, request, id_or_reference)
-    stream = await _open(api, r)
+    stream = await open_recording_audio(api, r)
     etag = _etag(r)
     try:
         header = request.headers.get("range") if _range_applies(request, etag) else None
@@ -395,21 +364,7 @@ async def play(api: Api, principal: Listener, request: Request, id_or_reference:
     except BaseException:
         stream.close()
         raise
-    headers = {"Accept-Ranges": "bytes", **_NO_STORE}
-    if etag is not None:
-        headers["ETag"] = etag
-    if byte_range is None:
-        headers["Content-Length"] = str(stream.size)
-    else:
-        headers["Content-Length"] = str(byte_range.length)
-        headers["Content-Range"] = byte_range.content_range(stream.size)
-    return StreamingResponse(
-        _pieces(stream, byte_range),
-        status_code=200 if byte_range is None else 206,
-        media_type=stream.content_type,
-        headers=headers,
-        background=BackgroundTask(stream.close),
-    )
+    return audio_response(stream, byte_range, sha256=r.sha256)
 
 
 @router.get(
@@ -421,7 +376,7 @@ async def download(api: Api, principal: Listener, request: Request, id_or_refere
     """The whole audio as a file named by reference and start time; the same bytes as
     ``hangtar recordings export``."""
     r = await _recording(api, principal, request, id_or_reference)
-    stream = await _open(api, r)
+    stream = await open_recording_audio(api, r)
     try:
         await _audit(api, principal, request, "recording.download", *_audited_use(r))
     except BaseException:
@@ -429,20 +384,12 @@ async def download(api: Api, principal: Listener, request: Request, id_or_refere
         raise
     started = r.started_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"{r.reference}_{started}.{file_extension(r.format)}"
-    headers = {
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "Content-Length": str(stream.size),
-        **_NO_STORE,
-    }
-    if r.sha256 is not None:
-        headers["ETag"] = f'"{r.sha256}"'  # as the audio endpoint's
-        # RFC 9530 §3: the client can check what it saved against the catalogue's hash.
-        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(r.sha256)).decode()}:"
-    return StreamingResponse(
-        _pieces(stream, None),
-        media_type=stream.content_type,
-        headers=headers,
-        background=BackgroundTask(stream.close),
+    return audio_response(
+        stream,
+        None,
+        sha256=r.sha256,
+        ranges=False,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

@@ -12,22 +12,19 @@ Mount the router that :func:`build_router` makes under the API prefix, with the 
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
 
-from storage.audio_range import AudioStream, ByteRange, RangeNotSatisfiableError, open_audio, parse_range
+from storage.audio_range import AudioStream, RangeNotSatisfiableError, parse_range
 from storage.audit import Actor, AuditEntry
 from storage.errors import KeyUnavailableError, translated
 from storage.models import Recording
 
+from ..api.audio_response import audio_response, open_recording_audio
 from ..api.deps import client_origin, services
 from ..api.problems import PROBLEM_JSON, ApiProblem
 from ..api.services import ApiServices
@@ -46,7 +43,6 @@ _LINK = """
 """
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}, "description": "a problem document (RFC 9457)"}
 _AUDIO: dict[str, Any] = {"content": {t: {} for t in ("audio/flac", "audio/wav", "audio/ogg", "audio/mpeg")}}
-_NO_STORE = {"Cache-Control": "no-store"}
 _REFUSED = {
     LinkCheck.MISSING: "the download link lacks its expires and sig parameters",
     LinkCheck.MALFORMED: "the download link is not valid",
@@ -98,48 +94,16 @@ def build_router(signer: LinkSigner) -> APIRouter:
         except BaseException:
             stream.close()
             raise
-        headers = {"Accept-Ranges": "bytes", **_NO_STORE}
-        if recording.sha256 is not None:
-            headers["ETag"] = f'"{recording.sha256}"'
-            # RFC 9530 §3: the receiver can check what it saved against the catalogue's hash.
-            headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(recording.sha256)).decode()}:"
-        if byte_range is None:
-            headers["Content-Length"] = str(stream.size)
-        else:
-            headers["Content-Length"] = str(byte_range.length)
-            headers["Content-Range"] = byte_range.content_range(stream.size)
-        return StreamingResponse(
-            _pieces(stream, byte_range),
-            status_code=200 if byte_range is None else 206,
-            media_type=stream.content_type,
-            headers=headers,
-            background=BackgroundTask(stream.close),
-        )
+        return audio_response(stream, byte_range, sha256=recording.sha256)
 
     return router
 
 
 async def _open(api: ApiServices, recording: Recording) -> AudioStream:
-    if api.audio is None:
-        raise ApiProblem(404, f"recording {recording.reference} has no audio here")
     try:
-        return await asyncio.to_thread(open_audio, api.audio, recording)
+        return await open_recording_audio(api, recording)
     except KeyUnavailableError:
         raise ApiProblem(410, f"recording {recording.reference} was erased") from None
-    except FileNotFoundError:
-        log.error("recording %s: its audio file %s is missing", recording.reference, recording.file_path)
-        raise ApiProblem(
-            404, f"the audio of recording {recording.reference} is missing from storage"
-        ) from None
-
-
-async def _pieces(stream: AudioStream, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
-    pieces = stream.pieces(byte_range)
-    try:
-        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
-            yield piece
-    finally:
-        stream.close()
 
 
 async def _audit(api: ApiServices, request: Request, recording: Recording, row: Any) -> None:
