@@ -7,8 +7,9 @@ the caller's tone on the left and the callee's on the right (± 5 Hz), and its c
 each other as their legs did (an extra one-way delay may be kept on the timeline or aligned away). Each channel
 must sound from first to last for as long as its leg sent — within the error of anchoring each source by its
 first arrival (the jitter and a packet time), a realignment by a sender report (the jitter once more), and one
-packet — so no audio was cut out; and no channel may be silent for longer than its leg's longest run of dropped
-packets explains (plus, after an SSRC change, that anchoring error once). Rejected, unanswered and failed calls are not verified, with the reason.
+packet — so no audio was cut out; and no channel may be silent for longer than its leg's longest run of
+dropped packets explains (plus, after an SSRC change, that anchoring error once). Rejected, unanswered and
+failed calls are not verified, with the reason.
 """
 
 from __future__ import annotations
