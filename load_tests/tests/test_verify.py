@@ -104,7 +104,8 @@ def test_a_faithful_recording_is_verified_with_its_counts() -> None:
     [
         (_audio(left=_channel(2040.0, 0.0, 8.0)), "left channel peaks at 2040.0 Hz, expected 540 Hz"),
         (_audio(right=_channel(None, 0.0, 0.0)), "right channel is silent, expected 2040 Hz"),
-        (_audio(frames=62000), "duration 7.750 s, expected 8.200 ± 0.25 s"),
+        (_audio(frames=60000), "duration 7.500 s, expected 7.750–8.450 s"),
+        (_audio(frames=69600), "duration 8.700 s, expected 7.750–8.450 s"),
         (
             _audio(left=_channel(540.0, 0.0, 6.5)),
             "left channel sounds for 6.500 s, its leg sent 8.000 s (± 105 ms)",
@@ -122,6 +123,14 @@ def test_each_defect_is_named(audio: AudioFacts, problem: str) -> None:
     verdict = judge(_call(), _recording(), audio, Tolerances())
     assert not verdict.verified
     assert any(problem in p for p in verdict.problems), verdict.problems
+
+
+def test_a_leg_delay_aligned_away_by_sender_reports_may_shorten_the_file() -> None:
+    # The callee leg sent 0.2 s late; aligned back onto the caller's clock the file spans 8.0 s, not 8.2 s.
+    aligned = _audio(left=_channel(540.0, 0.0, 7.9), right=_channel(2040.0, 0.0, 7.9), frames=63200)
+    assert judge(_call(), _recording(), aligned, Tolerances()).verified
+    cut = _audio(left=_channel(540.0, 0.0, 7.7), right=_channel(2040.0, 0.0, 7.7), frames=61600)
+    assert not judge(_call(), _recording(), cut, Tolerances()).verified
 
 
 def test_sound_may_start_and_end_off_by_the_anchoring_error_only() -> None:
