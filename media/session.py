@@ -50,6 +50,8 @@ __all__ = ["TICK", "MediaSession"]
 
 #: Seconds between two drains of a session's sockets (the media pump's tick).
 TICK = 0.5
+#: Seconds of audio between two STREAMINFO sample-count updates; each re-seals an encrypted file's first chunk.
+COUNT_EVERY = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,9 @@ class MediaSession:
         """Bind one receiver per stream (``ports[i]`` for ``streams[i]``) and start recording to ``path``.
 
         ``open_sink`` creates the file at ``path`` (called in a worker thread), e.g. one that encrypts as it
-        is written; None: a plain file. The sink is flushed after every write (each ``write_interval``).
+        is written; None: a plain file. The sink is flushed after every write (each ``write_interval``); the
+        file's STREAMINFO sample count is updated every ``COUNT_EVERY`` seconds of audio (crash recovery counts
+        the frames after it: :func:`media.writer.restore_sample_count`).
         Raises ``OSError`` if a port cannot be bound; nothing stays bound or open then.
         """
         if len(ports) != len(streams):
@@ -129,7 +133,8 @@ class MediaSession:
 
             def open_writer() -> FlacWriter:  # in a worker thread: creating the file blocks
                 name = os.fspath(path)
-                return FlacWriter(name if open_sink is None else open_sink(name), channels, sample_rate)
+                sink = name if open_sink is None else open_sink(name)
+                return FlacWriter(sink, channels, sample_rate, count_every=COUNT_EVERY)
 
             writer = await asyncio.get_running_loop().run_in_executor(None, open_writer)
         except BaseException:

@@ -7,10 +7,12 @@ memory (the encrypting file of :mod:`storage.sealed` keeps its last, partial chu
 sink's ``flush`` after each write (or every ``flush_every`` seconds of audio), so a crashed process leaves every
 frame finished before that flush on disk.
 Such a file still says "total samples: 0 (unknown)" in STREAMINFO; libFLAC-based decoders read it to the end,
-but libsndfile then reports an unbounded length and its readers fail. So at every flush, once the frames are
-on disk, the writer also stores their number in STREAMINFO (RFC 9639 §8.2) with the sink's ``pwrite``: a file
-left behind by a crash opens everywhere with that length. ``close()`` finishes the stream (libFLAC rewrites
-STREAMINFO with the final count and the MD5 signature), then closes the sink.
+but libsndfile then reports an unbounded length and its readers fail. So at a flush, once the frames are on
+disk, the writer also stores their number in STREAMINFO (RFC 9639 §8.2) with the sink's ``pwrite`` (at every
+flush, or every ``count_every`` seconds of audio): a file left behind by a crash opens everywhere with that
+length, and crash recovery (:func:`restore_sample_count`) brings the count up to every frame on disk.
+``close()`` finishes the stream (libFLAC rewrites STREAMINFO with the final count and the MD5 signature), then
+closes the sink.
 
 Durability is against process crashes, not power loss: nothing is fsynced.
 """
@@ -19,9 +21,11 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+import av
 import numpy as np
 import numpy.typing as npt
 import soundfile
@@ -33,6 +37,7 @@ __all__ = [
     "FlacWriter",
     "RandomAccessSink",
     "recorded_duration",
+    "restore_sample_count",
 ]
 
 MAX_FLAC_CHANNELS = 8  # RFC 9639 §9.1.3: the frame header's channel field codes 1-8 independent channels
@@ -171,18 +176,22 @@ class FlacWriter:
         *,
         compression_level: float = 0.0,
         flush_every: float = 0.0,
+        count_every: float = 0.0,
     ) -> None:
         """``compression_level`` 0.0-1.0 maps to FLAC levels 0-8. G.711-sourced audio carries µ-law
         quantisation noise that LPC cannot remove: on such speech the higher levels produced files of the
         same size for ~30% more CPU, hence level 0. ``flush_every``: seconds of audio between two flushes of
-        the sink (each with the STREAMINFO update); 0 flushes after every :meth:`write`, so the caller's
-        write interval sets how much a crash can lose."""
+        the sink; 0 flushes after every :meth:`write`, so the caller's write interval sets how much a crash can
+        lose. ``count_every``: seconds of audio between two updates of the STREAMINFO sample count (each at a
+        flush; the first at the first flush); 0 updates it at every flush. An update rewrites the start of the
+        file, which costs an encrypting sink the re-sealing of its first chunk; crash recovery
+        (:func:`restore_sample_count`) counts the frames again, so a count that lags loses nothing."""
         owned = None if isinstance(target, (str, os.PathLike)) else target  # closed here if this fails
         try:
             if not 1 <= channels <= MAX_FLAC_CHANNELS:
                 raise ValueError(f"FLAC holds 1 to {MAX_FLAC_CHANNELS} channels, not {channels}")
-            if flush_every < 0:
-                raise ValueError("flush_every must not be negative")
+            if flush_every < 0 or count_every < 0:
+                raise ValueError("flush_every and count_every must not be negative")
             sink = owned = FileSink(target) if isinstance(target, (str, os.PathLike)) else target
             self._sink: RandomAccessSink = sink
             self._io = _VirtualFile(sink)
@@ -201,6 +210,7 @@ class FlacWriter:
             raise
         self._channels = channels
         self._flush_frames = round(flush_every * sample_rate)
+        self._count_frames = round(count_every * sample_rate)
         self._frames = 0
         self._flushed = 0  # frames written when the sink was last flushed
         self._patched = 0
@@ -266,7 +276,8 @@ class FlacWriter:
         if self._block_size:
             # libFLAC encodes a block once it holds one sample more than the block size (its lookahead).
             in_sink = (self._frames - 1) // self._block_size * self._block_size
-            if in_sink > self._patched:
+            due = not self._patched or in_sink - self._patched >= self._count_frames
+            if in_sink > self._patched and due:
                 field = self._format_bits | (in_sink & _TOTAL_SAMPLES_MASK)
                 self._sink.pwrite(field.to_bytes(8, "big"), _TOTAL_SAMPLES_AT)
                 self._sink.flush()  # the header may still be in the sink's buffer (an encrypted first chunk)
@@ -298,3 +309,28 @@ def recorded_duration(source: str | os.PathLike[str] | BinaryIO) -> float:
     reader), also one a crashed writer left behind (its STREAMINFO is kept current, see above). Blocking."""
     info = soundfile.info(source if not isinstance(source, os.PathLike) else os.fspath(source))
     return float(info.frames) / float(info.samplerate)
+
+
+def restore_sample_count(source: BinaryIO, pwrite: Callable[[bytes, int], object]) -> int:
+    """Crash recovery of a FLAC file a dead writer left: decode every frame that reached it (STREAMINFO may
+    claim fewer: the writer updates the count only now and then) and store their number in STREAMINFO with
+    ``pwrite(data, offset)``, so every reader sees all of them. A torn last frame is not counted. Returns the
+    count; 0 (and nothing written) for a file that is not FLAC as this module writes it or holds no frame.
+    Blocking."""
+    source.seek(0)
+    head = source.read(_TOTAL_SAMPLES_AT + 8)
+    if len(head) < _TOTAL_SAMPLES_AT + 8 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
+        return 0
+    format_bits = int.from_bytes(head[_TOTAL_SAMPLES_AT:], "big") & ~_TOTAL_SAMPLES_MASK
+    source.seek(0)
+    total = 0
+    try:
+        with av.open(source, "r", format="flac") as container:
+            for frame in container.decode(audio=0):
+                total += frame.samples
+    except (av.FFmpegError, EOFError) as exc:  # a frame cut short by the crash ends the count
+        if not total:
+            raise RuntimeError(f"no FLAC frame decodes: {exc}") from exc
+    if total:
+        pwrite((format_bits | (total & _TOTAL_SAMPLES_MASK)).to_bytes(8, "big"), _TOTAL_SAMPLES_AT)
+    return total

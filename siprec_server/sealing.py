@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
 from media.transcode import FileAccess
-from media.writer import RandomAccessSink, recorded_duration
+from media.writer import RandomAccessSink, recorded_duration, restore_sample_count
 from storage.audio_opener import AudioOpener, FileOpener
 from storage.blobs import FileBlobStore
 from storage.catalogue import Catalogue
@@ -46,7 +46,14 @@ from storage.errors import IntegrityError, KeyUnavailableError
 from storage.keyfile import KeyFileProvider
 from storage.keys import KeyProvider, RecordingKeys
 from storage.models import Recording, RecordingStatus
-from storage.sealed import SEALED_FORMAT, SealedWriter, finish_unfinished, is_sealed, open_plain
+from storage.sealed import (
+    SEALED_FORMAT,
+    SealedWriter,
+    finish_unfinished,
+    is_sealed,
+    open_plain,
+    patch_sealed,
+)
 
 from .config import Config
 
@@ -60,6 +67,7 @@ __all__ = [
     "make_file_opener",
     "open_stored",
     "plain_stored_file",
+    "recover_plain_file",
     "recover_sealed_file",
     "seal_plain_file",
     "sealed_path",
@@ -110,18 +118,21 @@ def stored_sealed_file(path: Path, data_key: bytes) -> StoredFile:
 
 def recover_sealed_file(path: Path, data_key: bytes) -> tuple[StoredFile | None, float | None]:
     """Crash recovery of a file a dead process was writing sealed: finish it (a torn trailing chunk dropped,
-    the last complete one sealed as final: the audio up to the writer's last flush), then the file as the
+    the last complete one sealed as final: the audio up to the writer's last flush; its FLAC sample count
+    brought up to every frame in it), then the file as the
     catalogue is to name it and the seconds of audio in it (None if the audio does not decode). A file that
     holds nothing (the process died before its first flush) is removed: (None, None). Blocking."""
     if finish_unfinished(path, data_key) == 0:
         _remove(path)
         return None, None
     duration: float | None = None
-    with open_plain(path, data_key) as source:
-        try:
+    try:
+        with open_plain(path, data_key) as source:
+            restore_sample_count(source, lambda data, offset: patch_sealed(path, data_key, data, offset))
+        with open_plain(path, data_key) as source:
             duration = recorded_duration(source)
-        except RuntimeError as exc:  # soundfile's error for audio it cannot read
-            log.error("%s: the audio left behind does not decode: %s", path.name, exc)
+    except RuntimeError as exc:  # soundfile's (or the recount's) error for audio it cannot read
+        log.error("%s: the audio left behind does not decode: %s", path.name, exc)
     return stored_sealed_file(path, data_key), duration
 
 
@@ -156,6 +167,14 @@ def seal_plain_file(plain: Path, data_key: bytes) -> StoredFile:
         encryption=SEALED_FORMAT,
         plaintext=plain,
     )
+
+
+def recover_plain_file(path: Path) -> float:
+    """Crash recovery of a plain recording file (made before encryption): its FLAC sample count brought up to
+    every frame in it; the seconds of audio. ``RuntimeError`` for audio that does not decode. Blocking."""
+    with path.open("r+b") as file:
+        restore_sample_count(file, lambda data, offset: os.pwrite(file.fileno(), data, offset))
+    return recorded_duration(path)
 
 
 def plain_stored_file(path: Path) -> StoredFile:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from media import PortPool, recorded_duration
+from media import PortPool
 from media.pump import MediaPump
 from media.write_queue import WriteQueue
 from storage import Catalogue, CommandListener, FileBlobStore, RecordingStatus, open_pool
@@ -51,7 +51,14 @@ from .lifecycle import CallLifecycle
 from .metrics import Metrics
 from .policy_book import PolicyBook
 from .portal import mount_portal
-from .sealing import RecordingCrypto, Sealer, StoredFile, plain_stored_file, recover_sealed_file
+from .sealing import (
+    RecordingCrypto,
+    Sealer,
+    StoredFile,
+    plain_stored_file,
+    recover_plain_file,
+    recover_sealed_file,
+)
 from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
 from .transcoder import TranscodePool, encode_settings
@@ -237,7 +244,7 @@ async def recover_unfinished(
             duration = found if found is not None else duration
         elif path is not None:
             try:
-                duration = await asyncio.to_thread(recorded_duration, path)
+                duration = await asyncio.to_thread(recover_plain_file, path)
             except RuntimeError as exc:  # soundfile's error for an unreadable file
                 log.error("recording %s: the audio left behind is unreadable: %s", recording.reference, exc)
             if sealer is None:

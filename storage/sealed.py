@@ -49,6 +49,7 @@ __all__ = [
     "finish_unfinished",
     "is_sealed",
     "open_plain",
+    "patch_sealed",
     "seal_file",
     "sealed_size",
     "verify_sealed",
@@ -82,6 +83,30 @@ def finish_unfinished(path: StrPath, data_key: bytes) -> int:
         if os.pwrite(fd, sealed, header.offset(index)) != len(sealed):
             raise OSError(f"short write to {path} (is the disk full?)")
         return size
+    finally:
+        os.close(fd)
+
+
+def patch_sealed(path: StrPath, data_key: bytes, data: bytes, offset: int) -> None:
+    """Overwrite plaintext octets of a sealed file in place, finished or not (crash recovery correcting a
+    header the writer left); the octets must lie in one chunk that is on disk. The chunk is re-sealed under
+    a fresh nonce, keeping whether it is the final one."""
+    aead = aead_for(data_key)
+    fd = os.open(os.fspath(path), os.O_RDWR | os.O_CLOEXEC)
+    try:
+        header = read_header(fd)
+        chunks, last_length, finished = locate_end(fd, aead, header, True)
+        index, within = divmod(offset, header.chunk_size)
+        last = index == chunks - 1
+        length = last_length if last else header.chunk_size
+        if index >= chunks or within + len(data) > length:
+            raise ValueError(f"octets {offset}-{offset + len(data)} are not within one chunk of {path}")
+        final = last and finished
+        plain = bytearray(read_chunk(fd, aead, header, index, length, final))
+        plain[within : within + len(data)] = data
+        sealed = seal_chunk(aead, bytes(header), index, final, plain)
+        if os.pwrite(fd, sealed, header.offset(index)) != len(sealed):
+            raise OSError(f"short write to {path} (is the disk full?)")
     finally:
         os.close(fd)
 

@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,8 @@ from siprec_server.sealing import (
     make_audio_opener,
     make_file_opener,
     open_stored,
+    recover_plain_file,
+    recover_sealed_file,
     seal_plain_file,
 )
 from siprec_server.transcoder import TranscodePool
@@ -448,3 +452,40 @@ async def test_openers_decrypt_from_a_worker_thread_and_refuse_to_block_the_loop
         await asyncio.to_thread(read_file, stray)
     with pytest.raises(RuntimeError, match="worker thread"):
         open_audio(recording)  # on the event loop: it would wait for itself
+
+
+CRASHING_RECORDER = """
+import os, sys
+import numpy as np
+from media.writer import FlacWriter
+from storage.sealed import SealedWriter
+from tests.unit.test_sealing import two_party_call
+audio = two_party_call(13)
+sink = sys.argv[1] if sys.argv[2] == "plain" else SealedWriter(sys.argv[1], bytes(range(32)))
+writer = FlacWriter(sink, 2, 8000, count_every=10.0)
+for start in range(0, len(audio), 8000):
+    writer.write(audio[start : start + 8000])
+os._exit(0)  # killed 13 s in: the sample count on disk was last updated at 11 s
+"""
+
+
+@pytest.mark.parametrize("kind", ["sealed", "plain"])
+def test_recovery_restores_every_flushed_second_though_the_sample_count_lagged(
+    kind: str, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    path = tmp_path / ("call.flac.sealed" if kind == "sealed" else "call.flac")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", CRASHING_RECORDER, str(path), kind], cwd=root, env=env, check=True)
+    audio = two_party_call(13)
+    on_disk = (len(audio) - 1) // 1152 * 1152  # every FLAC block finished by the last flush, at 13 s
+    key = bytes(range(32))
+    if kind == "sealed":
+        stored, duration = recover_sealed_file(path, key)
+        assert stored is not None and stored.encryption == SEALED_FORMAT
+    else:
+        duration = recover_plain_file(path)
+    assert duration == on_disk / RATE
+    with open_stored(FileBlobStore(tmp_path), path, key if kind == "sealed" else None) as source:
+        recovered, _ = soundfile.read(source, dtype="int16", always_2d=True)
+    assert np.array_equal(recovered, audio[:on_disk])

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 from media.g711 import decode_ulaw, encode_ulaw
-from media.writer import FlacWriter
+from media.writer import FlacWriter, restore_sample_count
 from tests.unit.media.helpers import tone
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -61,7 +61,7 @@ def test_file_grows_while_writing_and_is_readable_before_close(tmp_path: Path) -
 CRASHING_WRITER = """
 import os, sys
 import numpy as np
-from media.writer import FlacWriter
+from media.writer import FlacWriter, restore_sample_count
 from tests.unit.media.test_writer import call_audio
 audio = call_audio(3)
 writer = FlacWriter(sys.argv[1], channels=2, sample_rate=8000)
@@ -85,6 +85,62 @@ def test_file_left_by_a_crashed_process_decodes_up_to_the_last_block(tmp_path: P
     assert len(data) == (len(audio) - 1) // block * block  # every block libFLAC finished is there
     assert np.array_equal(data, audio[: len(data)])
     assert int.from_bytes(path.read_bytes()[26:42], "big") == 0  # MD5 unknown: decoders skip the check
+
+
+CRASHING_SPARSE_WRITER = """
+import os, sys
+from media.writer import FlacWriter
+from tests.unit.media.test_writer import call_audio
+audio = call_audio(6)
+writer = FlacWriter(sys.argv[1], channels=2, sample_rate=8000, count_every=4.0)
+for start in range(0, len(audio), 8000):
+    writer.write(audio[start : start + 8000])
+os._exit(0)
+"""
+
+
+def test_a_lagging_sample_count_is_brought_up_to_every_frame_by_recovery(tmp_path: Path) -> None:
+    path = tmp_path / "crashed.flac"
+    subprocess.run(
+        [sys.executable, "-c", CRASHING_SPARSE_WRITER, str(path)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    audio = call_audio(6)
+    block = 1152
+    on_disk = (len(audio) - 1) // block * block
+    # Updated at the first flush (1 s) and 4 s of audio later (5 s), not at the last (6 s).
+    assert streaminfo_total(path) == (5 * SECOND - 1) // block * block
+    with path.open("r+b") as file:
+        assert restore_sample_count(file, lambda data, at: os.pwrite(file.fileno(), data, at)) == on_disk
+    assert streaminfo_total(path) == on_disk
+    data, _ = soundfile.read(path, dtype="int16")
+    assert np.array_equal(data, audio[:on_disk])
+
+
+def test_a_torn_last_frame_is_not_counted(tmp_path: Path) -> None:
+    path = tmp_path / "torn.flac"
+    audio = call_audio(3)
+    writer = FlacWriter(path, channels=2, sample_rate=8000)
+    writer.write(audio)
+    writer.close()
+    whole = path.read_bytes()
+    torn = tmp_path / "torn-copy.flac"
+    torn.write_bytes(whole[: len(whole) - 300])  # the last frame cut short, as a crash mid-write leaves it
+    with torn.open("r+b") as file:
+        counted = restore_sample_count(file, lambda data, at: os.pwrite(file.fileno(), data, at))
+    assert counted == len(audio) // 1152 * 1152  # 24000 samples: 20 whole blocks, the 21st (960) torn
+    data, _ = soundfile.read(torn, dtype="int16")
+    assert np.array_equal(data, audio[:counted])
+
+
+def test_recovery_leaves_a_file_that_is_not_flac_alone(tmp_path: Path) -> None:
+    path = tmp_path / "other.bin"
+    path.write_bytes(b"RIFF" + bytes(60))
+    with path.open("r+b") as file:
+        assert restore_sample_count(file, lambda data, at: os.pwrite(file.fileno(), data, at)) == 0
+    assert path.read_bytes() == b"RIFF" + bytes(60)
 
 
 def test_small_writes_below_one_block_leave_an_unknown_length(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from storage.sealed import (
     finish_unfinished,
     is_sealed,
     open_plain,
+    patch_sealed,
     seal_file,
     sealed_size,
     verify_sealed,
@@ -419,6 +420,33 @@ def test_recovery_drops_a_torn_trailing_chunk_and_nothing_else(key: bytes, tmp_p
     assert finish_unfinished(path, key) == len(data)
     with pytest.raises(IntegrityError, match="chunk 1"):
         verify_sealed(path, key)
+
+
+def test_patching_rewrites_octets_in_place_and_keeps_the_final_chunk_final(
+    key: bytes, tmp_path: Path
+) -> None:
+    data = bytearray(os.urandom(200))
+    finished = tmp_path / "finished.sealed"
+    with SealedWriter(finished, key, chunk_size=64) as writer:
+        writer.write(data)
+    patch_sealed(finished, key, b"NEW", 10)  # in a full chunk
+    patch_sealed(finished, key, b"END", 197)  # in the final chunk
+    data[10:13], data[197:200] = b"NEW", b"END"
+    assert read_all(finished, key) == bytes(data)  # strict: the last chunk still verifies as final
+    with pytest.raises(ValueError, match="within one chunk"):
+        patch_sealed(finished, key, b"ACROSS", 62)
+    with pytest.raises(ValueError, match="within one chunk"):
+        patch_sealed(finished, key, b"PAST", 199)
+
+    unfinished = tmp_path / "unfinished.sealed"
+    writer = SealedWriter(unfinished, key, chunk_size=64)
+    writer.write(data[:150])
+    writer.flush()
+    del writer
+    gc.collect()
+    patch_sealed(unfinished, key, b"HEAD", 0)
+    assert finish_unfinished(unfinished, key) == 150
+    assert read_all(unfinished, key) == b"HEAD" + bytes(data[4:150])
 
 
 def test_recovery_of_a_file_with_no_chunk_yet(key: bytes, tmp_path: Path) -> None:
