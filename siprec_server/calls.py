@@ -448,6 +448,7 @@ class CallManager:
                     file_path=str(path),
                     format="flac",
                     encryption=None if data_key is None else SEALED_FORMAT,
+                    node=self._config.node,
                     raw_metadata=offer.metadata_raw.decode("utf-8", "replace")
                     if offer.metadata_raw
                     else None,
@@ -801,8 +802,28 @@ class CallManager:
             self._request_waiters.pop(request_id, None)
 
     # -- operator commands (through storage.CommandListener) ------------------------------------------------------
+    @property
+    def draining(self) -> bool:
+        """Refusing new calls (OPTIONS and INVITE answered 503) while the active ones go on."""
+        return not self.driver.endpoint.accepting
+
+    def drain(self, on: bool) -> None:
+        """Start or end draining: the SIP dispatcher in front, probing with OPTIONS, sends new calls elsewhere."""
+        self.driver.endpoint.accepting = not on
+        self._metrics.draining.set(1 if on else 0)
+        log.info("%s: %d active call(s)", "draining" if on else "accepting calls again", len(self._calls))
+
     async def handle_command(self, command: Mapping[str, Any]) -> CommandReply | None:
-        """``snapshot``: ask the SRC for a full metadata snapshot (RFC 7866 §9.2). None: not our call."""
+        """``drain`` / ``resume`` addressed to this node (``node``); ``snapshot``: ask the SRC for a full
+        metadata snapshot (RFC 7866 §9.2). None: not this node's, or not our call."""
+        if command.get("command") in ("drain", "resume"):
+            if command.get("node") != self._config.node:
+                return None
+            self.drain(command["command"] == "drain")
+            state = "draining" if self.draining else "accepting calls"
+            return CommandReply(
+                ok=True, detail=f"node {self._config.node}: {state}, {len(self._calls)} active"
+            )
         if command.get("command") != "snapshot":
             return None
         call = next(
@@ -1045,8 +1066,7 @@ class CallManager:
 
     async def shutdown(self, grace: float) -> None:
         """Refuse new calls, let active ones finish for ``grace`` seconds, then BYE and finalise the rest."""
-        self.driver.endpoint.accepting = False
-        self._metrics.draining.set(1)
+        self.drain(True)
         if self._calls:
             log.info("draining: %d active call(s), waiting up to %.0f s", len(self._calls), grace)
             with contextlib.suppress(TimeoutError):

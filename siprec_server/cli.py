@@ -20,7 +20,7 @@ from storage import FileBlobStore, Recording, send_command
 from storage.errors import IntegrityError, KeyUnavailableError, NotFoundError
 from storage.renditions import Rendition, Renditions, RenditionStatus
 
-from . import cli_delivery, cli_dsar, cli_keys, cli_retention, cli_tenants, cli_users
+from . import cli_delivery, cli_dsar, cli_keys, cli_nodes, cli_retention, cli_tenants, cli_users
 from .bootstrap import open_storage
 from .config import Config, ConfigError, load_config
 from .sealing import RecordingCrypto, open_stored
@@ -31,7 +31,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 # The GDPR lifecycle commands, each area in its own module: add_commands(...) and run(args, config).
-_AREAS = (cli_tenants, cli_retention, cli_dsar, cli_users, cli_keys, cli_delivery)
+_AREAS = (cli_tenants, cli_retention, cli_dsar, cli_users, cli_keys, cli_delivery, cli_nodes)
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="PEM certificate (chain) for TLS (default: self-signed under the data dir)",
     )
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--node-name", metavar="NAME", help="this node's name in the catalogue (default: host name)"
+    )
     serve.add_argument(
         "--demo",
         action="store_true",
@@ -121,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls_port=args.tls_port,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            node_name=args.node_name,
         )
     try:
         config = load_config(config_file=args.config, overrides=overrides)

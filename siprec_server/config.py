@@ -21,6 +21,8 @@ TOML layout (all keys optional)::
     [storage]   key_file              # tenant key-encryption keys; empty: <data_dir>/keys/keys.json
     [retention] sweep_interval = 300  # seconds between retention sweeps on this node (0: never)
     [delivery]  interval = 60         # seconds between delivery passes (SFTP, CRM) on this node (0: never)
+    [node]      name = ""             # this node in a shared catalogue; empty: the host name
+                heartbeat = 10        # seconds between two updates of this node's row (storage.nodes)
     [log]       level
 
 Environment variables are ``HANGTAR_<SECTION>_<KEY>`` (``HANGTAR_SIP_PORT``, ``HANGTAR_RTP_PORTS``,
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -41,6 +44,15 @@ from typing import Any
 __all__ = ["SRTP_POLICIES", "Config", "ConfigError", "load_config"]
 
 SRTP_POLICIES = ("off", "allow", "require")  # the values of siprec.crypto.SrtpPolicy
+
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # storage.nodes.valid_node_name
+
+
+def _host_label() -> str:
+    label = socket.gethostname().split(".")[0]
+    label = re.sub(r"[^A-Za-z0-9._-]", "-", label)[:63].lstrip("._-")
+    return label or "hangtar"
 
 
 class ConfigError(Exception):
@@ -84,6 +96,9 @@ class Config:
     key_file: str = ""
     sweep_interval: float = 300.0
     delivery_interval: float = 60.0
+    # -- several nodes on one catalogue (storage.nodes) --
+    node_name: str = ""
+    node_heartbeat: float = 10.0
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -99,6 +114,11 @@ class Config:
         if host in ("0.0.0.0", "::", ""):  # noqa: S104
             return _primary_address()
         return host
+
+    @property
+    def node(self) -> str:
+        """This node's name in the catalogue: configured, else the host name up to its first dot."""
+        return self.node_name or _host_label()
 
     @property
     def recordings_dir(self) -> Path:
@@ -156,6 +176,8 @@ _KEYS: dict[tuple[str, str], str] = {
     ("storage", "key_file"): "key_file",
     ("retention", "sweep_interval"): "sweep_interval",
     ("delivery", "interval"): "delivery_interval",
+    ("node", "name"): "node_name",
+    ("node", "heartbeat"): "node_heartbeat",
 }
 
 
@@ -294,6 +316,10 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"sip port {config.sip_port} lies inside the RTP port range")
     _validate_tls(config)
     _validate_formats(config)
+    if config.node_name and not _NODE_NAME.match(config.node_name):
+        raise ConfigError(f"node name {config.node_name!r}: use letters, digits, '.', '_' or '-' (1-63)")
+    if not 1 <= config.node_heartbeat <= 300:
+        raise ConfigError("node heartbeat must be between 1 and 300 seconds")
     for name in ("reorder_window", "no_media_timeout", "shutdown_grace"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name.replace('_', ' ')} must not be negative")

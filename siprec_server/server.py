@@ -11,6 +11,7 @@ finalise their files, stop the rendition pool (unfinished renditions stay pendin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 import signal
@@ -31,8 +32,9 @@ from storage.delivery_copies import DeliveredCopies
 from storage.delivery_outbox import Outbox
 from storage.delivery_targets import TargetKind, TargetStore
 from storage.erasure import ErasureService
-from storage.errors import KeyUnavailableError
+from storage.errors import KeyUnavailableError, StorageError
 from storage.keyfile import KeyFileProvider
+from storage.nodes import NodeRegistry
 from storage.numbers_backfill import backfill_numbers
 from storage.policies import PolicyStore
 from storage.sweeper import Sweeper
@@ -92,7 +94,11 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
         # sealer only encrypts plain files an earlier version left unfinished.
         crypto = RecordingCrypto.from_config(config, storage.pool)
         sealer = Sealer(crypto, journal=config.data_dir / "sealing", registry=metrics.registry)
-        await recover_unfinished(storage.catalogue, storage.blobs, sealer)
+        # This node in the shared catalogue; its own unfinished recordings (never another running node's).
+        nodes = NodeRegistry(storage.pool, clock=_now)
+        sip_address = f"{config.advertised_host}:{config.sip_port}"
+        await nodes.register(config.node, version=product_version(), sip_address=sip_address)
+        await recover_unfinished(storage.catalogue, storage.blobs, sealer, node=config.node)
         # Recordings catalogued before number keys existed: filled in once, so a subject search finds them.
         filled = await backfill_numbers(storage.pool)
         if filled:
@@ -185,6 +191,7 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
         background = [
             loop.create_task(_watch_loop_lag(metrics)),
             loop.create_task(_check_media(manager)),
+            loop.create_task(_heartbeat(nodes, config, manager)),
         ]
         sweeping = asyncio.Event()
         if config.sweep_interval:
@@ -210,20 +217,25 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
         http.stop()
         await http_task
         driver.close()
+        with contextlib.suppress(StorageError):
+            await nodes.stopped(config.node)
     log.info("stopped")
     return 0
 
 
 async def recover_unfinished(
-    catalogue: Catalogue, blobs: FileBlobStore, sealer: Sealer | None = None
-) -> None:
-    """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted'.
+    catalogue: Catalogue, blobs: FileBlobStore, sealer: Sealer | None = None, *, node: str | None = None
+) -> int:
+    """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted'. With
+    ``node``, that node's rows only (and rows from before nodes were named): never a call another node is still
+    recording. Returns how many were finished.
 
     A file written encrypted is finished with its data key: the audio up to the writer's last flush (one that
     holds nothing is removed). A plain file, which only an earlier version wrote, is encrypted by ``sealer``
     (None: kept plain), and then the plaintexts a crash left between the catalogue naming a sealed file and
     their removal go. A recording whose key cannot be had now stays 'recording', for the next start."""
-    for recording in await catalogue.unfinished():
+    finished = 0
+    for recording in await catalogue.unfinished(node):
         path = existing_file(recording.file_path)
         stored: StoredFile | None = None
         duration = recording.duration_seconds
@@ -267,11 +279,13 @@ async def recover_unfinished(
         if stored is not None and sealer is not None:
             await sealer.discard_plaintext(recording.id, stored)
         await catalogue.expire_by_class(recording.id)
+        finished += 1
         log.warning(
             "recording %s was left unfinished by a previous run; kept as interrupted", recording.reference
         )
     if sealer is not None:
         await sealer.clear_journal(catalogue)
+    return finished
 
 
 def _now() -> datetime:
@@ -326,6 +340,17 @@ async def _watch_loop_lag(metrics: Metrics) -> None:
         lag = max(0.0, time.monotonic() - start - _LAG_INTERVAL)
         metrics.event_loop_lag.observe(lag)
         metrics.event_loop_lag_last.set(lag)
+
+
+async def _heartbeat(nodes: NodeRegistry, config: Config, manager: CallManager) -> None:
+    """This node's row: seen, draining or not, active calls (``hangtar nodes``). A database outage is logged
+    and the next beat tries again; calls are not affected."""
+    while True:
+        await asyncio.sleep(config.node_heartbeat)
+        try:
+            await nodes.heartbeat(config.node, draining=manager.draining, active_calls=manager.active_calls)
+        except StorageError as exc:
+            log.warning("node heartbeat not recorded: %s", exc)
 
 
 async def _check_media(manager: CallManager) -> None:

@@ -35,7 +35,7 @@ _COLUMNS = """
     duration_seconds, participants, streams, channels, sample_rate, file_path, format, size_bytes, sha256,
     raw_metadata, metadata_history, source_address, created_at, updated_at, conversation_id, duplicate_of,
     pauses, call_facts, tenant_id, policy_id, basis, statute, purpose, retention_class_id, expires_at,
-    consent_state, numbers, encryption,
+    consent_state, numbers, encryption, node,
     (SELECT code FROM retention_classes c WHERE c.id = recordings.retention_class_id) AS retention_class
 """
 
@@ -54,11 +54,11 @@ _INSERT = f"""
     INSERT INTO recordings (id, reference, call_id, session_ids, group_ids, status, started_at, participants,
                             streams, channels, sample_rate, file_path, format, raw_metadata, source_address,
                             call_facts, conversation_id, duplicate_of, tenant_id, policy_id, basis, statute,
-                            purpose, retention_class_id, expires_at, consent_state, numbers, encryption)
+                            purpose, retention_class_id, expires_at, consent_state, numbers, encryption, node)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
             COALESCE((SELECT conversation_id FROM earlier LIMIT 1), $1),
             (SELECT id FROM earlier WHERE same_session LIMIT 1),
-            $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+            $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
     ON CONFLICT (reference) DO NOTHING
     RETURNING {_COLUMNS}
 """  # noqa: S608 (column list is a constant)
@@ -105,7 +105,12 @@ _LIST = f"""
 _CONVERSATION = f"""
     SELECT {_COLUMNS} FROM recordings WHERE conversation_id = $1 ORDER BY started_at, id
 """  # noqa: S608
-_UNFINISHED = f"SELECT {_COLUMNS} FROM recordings WHERE status = 'recording' ORDER BY started_at"  # noqa: S608
+# A node's own, and those from before nodes were named (NULL: there was one node then).
+_UNFINISHED = f"""
+    SELECT {_COLUMNS} FROM recordings
+    WHERE status = 'recording' AND (node = $1 OR node IS NULL OR $1 IS NULL)
+    ORDER BY started_at
+"""  # noqa: S608
 
 
 class Catalogue:
@@ -147,6 +152,7 @@ class Catalogue:
                     new.consent_state,
                     list(new.numbers),
                     new.encryption,
+                    new.node,
                 )
             if row is not None:
                 return recording_from_row(row)
@@ -261,10 +267,11 @@ class Catalogue:
             rows = await self._db.fetch(_CONVERSATION, conversation_id)
         return [recording_from_row(row) for row in rows]
 
-    async def unfinished(self) -> builtins.list[Recording]:
-        """Rows still in status 'recording', oldest first: after a crash, the calls that were cut off."""
+    async def unfinished(self, node: str | None = None) -> builtins.list[Recording]:
+        """Rows still in status 'recording', oldest first: after a crash, the calls that were cut off. With
+        ``node``: that node's (and rows that name no node); None: every node's."""
         with translated("list unfinished recordings"):
-            rows = await self._db.fetch(_UNFINISHED)
+            rows = await self._db.fetch(_UNFINISHED, node)
         return [recording_from_row(row) for row in rows]
 
 
@@ -317,6 +324,7 @@ def recording_from_row(row: Mapping[str, Any]) -> Recording:
             consent_state=row["consent_state"],
             numbers=row["numbers"],
             encryption=row["encryption"],
+            node=row.get("node"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CatalogueError(f"recording {row.get('id')} has a malformed row: {exc}") from exc

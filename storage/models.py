@@ -285,6 +285,7 @@ class NewRecording:
     consent_state: str = "not_required"  # not_required | pending | given | refused | withdrawn
     numbers: Sequence[str] = ()  # every party's number as storage.phone.number_key gives it
     encryption: str | None = None  # storage.sealed container format; None: a plain file
+    node: str | None = None  # the node recording it (storage.nodes)
 
     def __post_init__(self) -> None:
         if not self.call_id:
@@ -339,6 +340,7 @@ class Recording:
     consent_state: str = "not_required"
     numbers: Sequence[str] = ()
     encryption: str | None = None
+    node: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RecordingStatus(self.status))

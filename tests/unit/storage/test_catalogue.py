@@ -239,6 +239,20 @@ async def test_unfinished_lists_only_recordings_still_in_progress(catalogue: Cat
     assert [r.id for r in await catalogue.unfinished()] == [earlier.id, later.id]
 
 
+async def test_a_node_recovers_only_its_own_unfinished_recordings_and_unnamed_older_ones(
+    catalogue: Catalogue,
+) -> None:
+    mine = await catalogue.create(new_recording(call_id="a@192.0.2.10", node="rec-1"))
+    theirs = await catalogue.create(new_recording(call_id="b@192.0.2.10", node="rec-2"))
+    older = await catalogue.create(
+        new_recording(call_id="c@192.0.2.10", started_at=STARTED_AT - timedelta(1))
+    )
+    assert (mine.node, theirs.node, older.node) == ("rec-1", "rec-2", None)
+    assert [r.id for r in await catalogue.unfinished("rec-1")] == [older.id, mine.id]
+    assert [r.id for r in await catalogue.unfinished("rec-2")] == [older.id, theirs.id]
+    assert {r.id for r in await catalogue.unfinished()} == {mine.id, theirs.id, older.id}
+
+
 async def test_works_inside_a_transaction_the_caller_owns(pool: asyncpg.Pool) -> None:
     new = new_recording()
     async with pool.acquire() as conn:

@@ -27,6 +27,7 @@ ALL = [
     "0007_search",
     "0008_access_extension",
     "0009_delivery",
+    "0010_nodes",
 ]
 
 
