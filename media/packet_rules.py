@@ -292,12 +292,14 @@ class PacketRules:
         return any(arrival >= p[0] and (len(p) == 1 or arrival < p[1]) for p in self._pauses)
 
     def _paused_spans(self) -> list[tuple[int, int]]:
-        """The pauses as timeline positions (an open one runs to the end of time)."""
+        """The spans the gap count leaves out, as timeline positions: pauses (an open one runs to the end of
+        time), and completed key presses, during which a sender may send RFC 4733 events instead of audio."""
+        spans = [(mark.position, mark.position + mark.samples) for mark in self._dtmf_marks]
         if not self._pauses:
-            return []
+            return spans
         assert self.origin is not None
         origin, rate, offset = self.origin, self.sample_rate, self._offset
-        return [
+        return spans + [
             (
                 round((p[0] - origin) * rate) + offset,
                 round((p[1] - origin) * rate) + offset if len(p) == 2 else -NEVER,

@@ -105,7 +105,7 @@ class GapCounter:
 
     def record(self, runs: Sequence[tuple[int, int, int]], pauses: Sequence[tuple[int, int]] = ()) -> None:
         """Placed runs ``(position, first, last)`` (``last - first`` samples each) in the order written;
-        ``pauses`` are the paused spans as positions ``[begin, end)``."""
+        ``pauses`` are the spans left out (pauses, key presses) as positions ``[begin, end)``."""
         low, high, samples = self.low, self.high, self.samples
         for pos, first, last in runs:
             end = pos + last - first
@@ -131,4 +131,10 @@ class GapCounter:
 
 
 def _overlap(begin: int, end: int, spans: Sequence[tuple[int, int]]) -> int:
-    return sum(max(0, min(end, b) - max(begin, a)) for a, b in spans)
+    """Samples of ``[begin, end)`` inside any of ``spans`` (which may overlap: a key press during a pause)."""
+    covered, reached = 0, begin
+    for a, b in sorted((max(begin, a), min(end, b)) for a, b in spans if a < end and b > begin):
+        if b > reached:
+            covered += b - max(a, reached)
+            reached = b
+    return covered

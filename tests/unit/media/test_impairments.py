@@ -337,3 +337,11 @@ def test_gap_counter_spans_runs_before_and_after_and_leaves_pauses_out() -> None
     gaps.shift(-300)  # an alignment move 300 samples earlier: the next run overwrites, no gap
     gaps.record([(1660, 0, 160)])
     assert (gaps.high, gaps.samples) == (1820, 460)
+
+
+def test_a_hole_under_overlapping_pause_and_key_press_is_left_out_once() -> None:
+    gaps = GapCounter()
+    gaps.record([(0, 0, 160)])
+    # A hole of 800 samples; a pause covers 300-700 and a key press 500-900 (together 300-900: 600).
+    gaps.record([(960, 0, 160)], [(300, 700), (500, 900)])
+    assert gaps.samples == 800 - 600

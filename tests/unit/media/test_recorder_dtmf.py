@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from media.recorder import CallRecorder, StreamSpec
 from tests.unit.media.helpers import (
@@ -86,3 +87,24 @@ def test_a_hang_up_handled_late_does_not_stretch_the_recording() -> None:
     assert len(out) == 5 * 8000
     assert recorder.result().duration == 5.0
     assert np.array_equal(out[:, 0], g711(audio))
+
+
+def test_audio_replaced_by_events_while_a_key_is_held_is_not_a_gap() -> None:
+    """pjsua and many phones send only events while a key is held: the silence the timeline fills under the
+    press is not loss, so it adds nothing to gap_seconds; a packet really lost elsewhere still does."""
+    audio = tone(440, 4 * 8000)
+    packets = pcmu_stream(audio, ssrc=SSRC, seq0=SEQ0, ts0=TS0, start=T0)
+    presses = [(1.0, 5, 0.2), (2.5, 11, 0.16)]
+
+    def replaced(at: float, data: bytes) -> bool:  # audio sent while a key is held, or the one packet lost
+        offset = round(at - T0, 3)
+        held = any(start <= offset < start + length for start, _, length in presses)
+        return data[1] & 0x7F == 0 and (held or offset == 3.5)
+
+    sent = [(at, data) for at, data in with_presses(packets, presses) if not replaced(at, data)]
+    spec = StreamSpec(index=0, channel=0, codec=pcmu(), payload_type=0, telephone_event_pt=TE)
+    recorder = CallRecorder(streams=[spec], channels=1, reorder_window=0.3)
+    simulate(recorder, {0: sent}, start=T0, end=T0 + 4.5)
+    result = recorder.result()
+    assert [p.digit for p in result.dtmf] == ["5", "#"]
+    assert result.streams[0].gap_seconds == pytest.approx(0.02)  # the lost packet only
