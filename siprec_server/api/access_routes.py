@@ -9,7 +9,8 @@ audio and the metadata, :mod:`storage.bundle`) and answers with the zip itself, 
 the case closed (which removes the bundle file). No case is asked for, or filtered by, a reason.
 
 :class:`storage.access_requests.AccessRequests` does the work and audits it; another tenant's case is 404,
-like a missing one, and the attempt is audited as ``access_request.access_denied``.
+like a missing one, and the attempt is audited as ``access_request.access_denied``. Listing the cases is
+audited too (``access_request.list``: the state asked for and how many were answered).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from storage.principal import Permission, Principal
 from storage.retention_class import Basis
 from storage.subject_data import SubjectRecording
 
+from .audit_routes import audited_read
 from .deps import client_origin, require, services
 from .fields import Moment, Number, text_field
 from .paging import Cursor, Limit, Position, micros, page_of
@@ -219,6 +221,7 @@ async def open_case(
 async def list_cases(
     api: Api,
     principal: Officer,
+    request: Request,
     state: CaseFilter = CaseFilter.OPEN,
     cursor: Cursor = None,
     limit: Limit = 50,
@@ -229,6 +232,8 @@ async def list_cases(
         cases = [case for case in cases if case.overdue(now)]
     order = _newest_first if state is CaseFilter.ALL else _soonest_due
     page, next_cursor = page_of(cases, order, kind=f"access-requests:{state}", cursor=cursor, limit=limit)
+    details = {"state": state.value, "listed": len(page)}
+    await audited_read(api, request, principal, "access_request.list", details)
     return AccessRequestPage(items=[AccessRequestOut.of(case, now) for case in page], next_cursor=next_cursor)
 
 

@@ -5,33 +5,56 @@ and refused access), filtered by action, object, actor and time, paged back by s
 ``GET /audit/verify`` checks the hash chain. The chain is one for the whole catalogue (each entry's hash
 covers the entry before it, whatever its tenant), so the check walks the whole chain; its answer gives
 counts, sequence numbers, hashes and what is wrong where, never another tenant's entries themselves.
+
+Reading the trail is itself audited, once per request (``audit.list``), as are the lists of holds
+(``hold.list``) and of access-request cases (``access_request.list``): :func:`audited_read` records them
+through the same audit log as ``recording.play``, in the reader's tenant. An entry says which filters were
+used and how many items were answered, never the filter values (an e-mail searched for is personal data).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from storage.audit import StoredEntry
+from storage.audit import AuditEntry, StoredEntry
 from storage.audit_verify import AuditQuery, ChainProblem, verify_chain
 from storage.principal import Permission, Principal
 
-from .deps import require, services
+from .deps import client_origin, require, services
 from .fields import TEXT, Moment
 from .paging import Cursor, Limit, bad_cursor, decode_cursor, encode_cursor
 from .refusals import ERRORS
 from .services import ApiServices
 
-__all__ = ["router"]
+__all__ = ["audited_read", "router"]
 
 router = APIRouter(tags=["audit"])
 
 Api = Annotated[ApiServices, Depends(services)]
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT))]
 _BIGINT = 2**63 - 1
+
+
+async def audited_read(
+    api: ApiServices, request: Request, principal: Principal, action: str, details: Mapping[str, Any]
+) -> None:
+    """Record that ``principal`` read a list (``hold.list``, ``access_request.list``, ``audit.list``): one
+    entry in its tenant's trail, in a transaction of its own like a playback's. Call it after the read and
+    before answering, so a read the trail cannot record is not answered."""
+    await api.audit.record(
+        api.pool,
+        AuditEntry(
+            actor=principal.actor(client_origin(request)),
+            action=action,
+            tenant_id=principal.tenant_id,
+            details=dict(details),
+        ),
+    )
 
 
 def _filter(description: str, max_length: int = 200) -> Any:
@@ -91,6 +114,7 @@ class ChainCheck(BaseModel):
 async def list_entries(
     api: Api,
     principal: Auditor,
+    request: Request,
     action: Annotated[str | None, _filter("e.g. recording.play", 100)] = None,
     object_kind: Annotated[str | None, _filter("e.g. recording, hold, access_request", 100)] = None,
     object_id: Annotated[str | None, _filter("the object's id, e.g. a recording's uuid")] = None,
@@ -119,6 +143,17 @@ async def list_entries(
     )
     page = entries[:limit]
     more = len(entries) > limit
+    filters = {
+        "action": action,
+        "object_kind": object_kind,
+        "object_id": object_id,
+        "actor": actor,
+        "since": since,
+        "until": until,
+        "cursor": cursor,
+    }
+    used = [name for name, value in filters.items() if value is not None]
+    await audited_read(api, request, principal, "audit.list", {"by": used, "listed": len(page)})
     return AuditPage(
         items=[AuditEntryOut.of(e) for e in page],
         next_cursor=encode_cursor("audit", (page[-1].seq,)) if more and page else None,

@@ -5,7 +5,9 @@ within ``[from_at, until_at)``, the ones recorded so far and those still to come
 placed through ``POST /recordings/{id_or_reference}/holds``. Release takes two people: one asks
 (``release-request``), a different one approves (``release-approval``); the one who asked is refused with a
 409 problem. :class:`storage.holds.HoldService` does the work and audits it; another tenant's hold (and the
-operator's) is 404, like a missing one, and the attempt is audited as ``hold.access_denied``.
+operator's) is 404, like a missing one, and the attempt is audited as ``hold.access_denied``. Listing the
+holds is audited too (``hold.list``: the state asked for and how many were answered), since a hold's number
+and reason are personal data.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from storage.hold_rules import Hold, HoldState
 from storage.holds import HoldFilter
 from storage.principal import Permission, Principal
 
+from .audit_routes import audited_read
 from .deps import client_origin, require, services
 from .fields import Moment, Number, text_field
 from .paging import Cursor, Limit, Position, micros, page_of
@@ -116,12 +119,14 @@ async def _refused(api: ApiServices, request: Request, principal: Principal, hol
 async def list_holds(
     api: Api,
     principal: Holder,
+    request: Request,
     state: HoldFilter = HoldFilter.ACTIVE,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> LegalHoldPage:
     holds = await api.holds.list(principal.tenant_id, which=state)
     page, next_cursor = page_of(holds, _newest_first, kind="holds", cursor=cursor, limit=limit)
+    await audited_read(api, request, principal, "hold.list", {"state": state.value, "listed": len(page)})
     return LegalHoldPage(items=[LegalHold.of(hold) for hold in page], next_cursor=next_cursor)
 
 

@@ -16,9 +16,11 @@ from . import (
     access_pages,
     audit_page,
     consent_page,
+    holds_page,
     login_pages,
     recording_page,
     recordings_page,
+    settings_forms,
     settings_page,
     static_files,
 )
@@ -42,8 +44,10 @@ def build_portal(services: ApiServices) -> APIRouter:
         recordings_page,
         recording_page,
         access_pages,
+        holds_page,
         consent_page,
         settings_page,
+        settings_forms,
         audit_page,
     ):
         portal.include_router(module.router, dependencies=[Depends(bind)])

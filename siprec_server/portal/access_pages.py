@@ -5,7 +5,8 @@ written form) or reference, optionally within days → open a case with who aske
 after it arrived; the list shows the due date and flags the overdue) → make the copy (the bundle: both
 parties' audio and the metadata) → download it → mark it delivered → close the case (which removes the
 bundle file). Every search, export and step is audited by the service; downloading the bundle file is
-audited here (``access_request.download``). Another tenant's case is an audited 404 page.
+audited here (``access_request.download``), and so is reading the list of cases (``access_request.list``,
+as the API's list is). Another tenant's case is an audited 404 page.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from storage.audit import AuditEntry
 from storage.errors import LifecycleError
 from storage.principal import Permission
 
+from ..api.audit_routes import audited_read
 from .errors import PageError, PortalRoute, Redirect
 from .guard import PortalUser, checked_form, portal_state, signed_in, text
 from .i18n import Message
@@ -68,6 +70,8 @@ async def cases(request: Request) -> Response:
     show_all = request.query_params.get("state") == "all"
     now = api.now()
     listed = await api.access.list(tenant_id, include_finished=show_all)
+    details = {"state": "all" if show_all else "open", "listed": len(listed), "via": "portal"}
+    await audited_read(api, request, user.principal, "access_request.list", details)
     criteria = _criteria(request.query_params)
     found = None
     error: Message | None = None

@@ -3,8 +3,10 @@
 Handlers raise :class:`Redirect` (log in first, change the one-time password first) or :class:`PageError`
 (403 without the permission, 404 for a missing object or another tenant's — the same page, no hint); the
 route class :class:`PortalRoute` turns them, the storage domain errors and anything unexpected into HTML
-pages, so a browser never sees the API's problem documents. Every portal answer gets the security headers
-of :func:`siprec_server.portal.web.secure`.
+pages, so a browser never sees the API's problem documents. A refusal by a storage service that a page did
+not show itself is a 409 (a hold, a statutory floor, the two-person rule, a conflict) or 422 page (another
+data-protection rule, input the service found invalid) with the service's reason, as the API answers it;
+never a 500. Every portal answer gets the security headers of :func:`siprec_server.portal.web.secure`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from storage.errors import KeyUnavailableError, NotFoundError
+from storage.errors import (
+    ConflictError,
+    KeyUnavailableError,
+    LifecycleError,
+    NotFoundError,
+    StatutoryFloorError,
+    TwoPersonRuleError,
+    UnderHoldError,
+)
 
 from .i18n import Message
 from .web import page, secure
@@ -92,6 +102,10 @@ class PortalRoute(APIRoute):
                 response = error_page(request, PageError(404))
             except KeyUnavailableError:
                 response = error_page(request, PageError(410))
+            except (UnderHoldError, StatutoryFloorError, TwoPersonRuleError, ConflictError) as exc:
+                response = error_page(request, PageError(409, "error.refused", detail=str(exc)))
+            except (LifecycleError, ValueError) as exc:  # as the API maps them (api.problems.install)
+                response = error_page(request, PageError(422, "error.refused", detail=str(exc)))
             except Exception:
                 log.exception("portal: internal error answering %s %s", request.method, request.url.path)
                 response = error_page(request, PageError(500))

@@ -7,8 +7,12 @@ purpose, retention (with the selector of the tenant's periods), legal hold, and 
 - The waveform is drawn from ``/recordings/{id}/waveform`` (:mod:`siprec_server.portal.peaks`).
 - Retention: a form posts the class; :meth:`RetentionService.change_retention` decides (a statutory floor or
   a hold refuses, with the reason shown) and audits; the page then shows the old and the new deletion time.
-- Hold (permission ``hold``): a reason, then :meth:`HoldService.place_on_recording`.
-- The audit trail (permission ``audit``): the entries about this recording, newest first.
+- Hold (permission ``hold``): a reason, then :meth:`HoldService.place_on_recording`. Each of the tenant's
+  holds restricting the recording has the release forms of :mod:`.holds_page` (ask, approve), which come back
+  here; an operator's hold is listed without them (it is not the tenant's to release).
+- The audit trail (permission ``audit``): the entries about this recording, newest first. Reading it is
+  reading the audit log, audited once per page view (``audit.list``, with no object of its own, so the entry
+  does not show up in this trail).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from storage.models import Recording, RecordingStatus
 from storage.principal import Permission
 from storage.retention_class import Basis
 
+from ..api.audit_routes import audited_read
 from .errors import PageError, PortalRoute, Redirect
 from .guard import PortalUser, checked_form, portal_state, signed_in, text
 from .i18n import Message
@@ -69,6 +74,8 @@ async def _detail(
         trail = await AuditQuery(api.pool).list(
             tenant_id=tenant_id, object_kind="recording", object_id=str(r.id), limit=_TRAIL
         )
+        details = {"by": ["object_kind", "object_id"], "listed": len(trail), "via": "portal"}
+        await audited_read(api, request, user.principal, "audit.list", details)
     changed = None
     if was is not None and r.expires_at is not None:
         changed = {"old": was, "new": r.expires_at}
@@ -79,6 +86,7 @@ async def _detail(
         r=r,
         direction=call_direction(r),
         holds=holds,
+        own_holds={h.id for h in holds if h.tenant_id == tenant_id},
         retention=retention,
         selectable=selectable,
         default_code=None if options.default is None else options.default.code,

@@ -1,5 +1,6 @@
 """``/settings`` (permission ``settings``): the tenant's recording policies, retention periods and numbers,
-read-only; with permission ``users`` also its users and API keys, with the forms the API has for them.
+with the forms that change them (:mod:`.settings_forms`); with permission ``users`` also its users and API
+keys, with the forms the API has for them.
 
 A new user's one-time password and a new key's secret appear once, in the answer to the form that made them
 (never stored in clear, never in a URL, never shown again). Disabling a user ends their sessions at once; a
@@ -9,14 +10,21 @@ user or key is an audited 404 page.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from storage.consent_terms import ConsentTerms
 from storage.errors import ConflictError, LifecycleError, NotFoundError
+from storage.policy_rules import FORMATS, PolicyDirection
 from storage.principal import Permission, Role
+from storage.retention import MAX_EXTRA_OPTIONS
+from storage.retention_class import Basis
+from storage.tenant_models import NumberKind
 
 from .errors import PortalRoute
 from .guard import PortalUser, checked_form, portal_state, signed_in, text
@@ -24,14 +32,15 @@ from .i18n import Message
 from .lookup import denied
 from .web import page
 
-__all__ = ["router"]
+__all__ = ["render_settings", "router"]
 
 router = APIRouter(route_class=PortalRoute)
 
 _LISTED = 200  # users and keys shown; a tenant has far fewer
+_TERMS = ConsentTerms()  # the consent form's initial values
 
 
-async def _settings(
+async def render_settings(
     request: Request,
     user: PortalUser,
     *,
@@ -39,7 +48,10 @@ async def _settings(
     notice: Message | None = None,
     error: Message | None = None,
     secret: str | None = None,
+    entered: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Response:
+    """The settings page; ``error`` is shown at the top and ``entered`` refills the form it came from (by
+    form name: ``policy``, ``retention_class``, ``number``)."""
     api = portal_state(request).services
     tenant_id = user.principal.tenant_id
     numbers = await api.tenants.numbers(tenant_id)
@@ -49,11 +61,23 @@ async def _settings(
     manages_users = user.can(Permission.USERS)
     users = await api.users.list(tenant_id, limit=_LISTED) if manages_users else []
     keys = await api.api_keys.list(tenant_id, limit=_LISTED) if manages_users else []
+    typed = entered or {}
     context: dict[str, Any] = {
         "policies": [{"policy": p, "number": number_values.get(p.number_id or 0)} for p in policies],
         "options": options,
+        "other_codes": [c.code for c in options.others] + [""] * (MAX_EXTRA_OPTIONS - len(options.others)),
         "classes": await api.retention.classes(tenant_id),
         "numbers": numbers,
+        "directions": [d.value for d in PolicyDirection],
+        "bases": [b.value for b in Basis],
+        "own_bases": [Basis.LEGITIMATE_INTEREST.value, Basis.CONSENT.value],
+        "formats": FORMATS,
+        "kinds": [k.value for k in NumberKind],
+        "terms": _TERMS,
+        # what was typed into the form refused (blank for every other field and form)
+        "policy_form": defaultdict(str, typed.get("policy", {})),
+        "class_form": defaultdict(str, typed.get("retention_class", {})),
+        "number_form": defaultdict(str, typed.get("number", {})),
         "manages_users": manages_users,
         "users": users,
         "keys": keys,
@@ -69,7 +93,7 @@ async def _settings(
 @router.get("/settings")
 async def settings(request: Request) -> Response:
     user = await signed_in(request, Permission.SETTINGS)
-    return await _settings(request, user)
+    return await render_settings(request, user)
 
 
 def _role(value: str) -> Role | None:
@@ -83,14 +107,14 @@ async def create_user(request: Request) -> Response:
     api = portal_state(request).services
     email, role = text(form, "email"), _role(text(form, "role"))
     if role is None:
-        return await _settings(request, user, status=422, error=Message.of("error.400"))
+        return await render_settings(request, user, status=422, error=Message.of("error.400"))
     try:
         made, password = await api.users.create(user.principal.tenant_id, email, role, user.actor(request))
     except (ValueError, ConflictError) as exc:
         error = Message.of("settings.refused", detail=str(exc))
-        return await _settings(request, user, status=422, error=error)
+        return await render_settings(request, user, status=422, error=error)
     notice = Message.of("settings.user_created", email=made.email)
-    return await _settings(request, user, status=201, notice=notice, secret=password)
+    return await render_settings(request, user, status=201, notice=notice, secret=password)
 
 
 @router.post("/settings/users/{user_id}/disable")
@@ -104,8 +128,8 @@ async def disable_user(request: Request, user_id: UUID) -> Response:
         raise await denied(request, user, kind="user", requested=str(user_id)) from None
     except (LifecycleError, ConflictError, ValueError) as exc:
         error = Message.of("settings.refused", detail=str(exc))
-        return await _settings(request, user, status=409, error=error)
-    return await _settings(request, user, notice=Message.of("settings.user_disabled", email=gone.email))
+        return await render_settings(request, user, status=409, error=error)
+    return await render_settings(request, user, notice=Message.of("settings.user_disabled", email=gone.email))
 
 
 @router.post("/settings/api-keys")
@@ -115,14 +139,14 @@ async def create_key(request: Request) -> Response:
     api = portal_state(request).services
     name, role = text(form, "name"), _role(text(form, "role"))
     if role is None:
-        return await _settings(request, user, status=422, error=Message.of("error.400"))
+        return await render_settings(request, user, status=422, error=Message.of("error.400"))
     try:
         key, secret = await api.api_keys.create(user.principal.tenant_id, name, role, user.actor(request))
     except (ValueError, ConflictError) as exc:
         error = Message.of("settings.refused", detail=str(exc))
-        return await _settings(request, user, status=422, error=error)
+        return await render_settings(request, user, status=422, error=error)
     notice = Message.of("settings.key_created", name=key.name)
-    return await _settings(request, user, status=201, notice=notice, secret=secret)
+    return await render_settings(request, user, status=201, notice=notice, secret=secret)
 
 
 @router.post("/settings/api-keys/{key_id}/revoke")
@@ -134,4 +158,4 @@ async def revoke_key(request: Request, key_id: UUID) -> Response:
         key = await api.api_keys.revoke(user.principal.tenant_id, key_id, user.actor(request))
     except NotFoundError:
         raise await denied(request, user, kind="api_key", requested=str(key_id)) from None
-    return await _settings(request, user, notice=Message.of("settings.key_revoked", name=key.name))
+    return await render_settings(request, user, notice=Message.of("settings.key_revoked", name=key.name))

@@ -71,6 +71,7 @@ class NavItem:
 _NAV = (
     NavItem(path="/recordings", label="nav.recordings", permission=Permission.VIEW),
     NavItem(path="/access-requests", label="nav.access_requests", permission=Permission.ACCESS_REQUEST),
+    NavItem(path="/holds", label="nav.holds", permission=Permission.HOLD),
     NavItem(path="/consent", label="nav.consent", permission=Permission.ERASE),
     NavItem(path="/settings", label="nav.settings", permission=Permission.SETTINGS),
     NavItem(path="/audit", label="nav.audit", permission=Permission.AUDIT),
@@ -84,6 +85,15 @@ _NOTICES = frozenset(
         "recording.hold_placed",
         "access.delivered",
         "access.closed",
+        "holds.placed",
+        "holds.release_requested",
+        "holds.released",
+        "settings.policy_saved",
+        "settings.policy_unchanged",
+        "settings.options_saved",
+        "settings.class_created",
+        "settings.number_added",
+        "settings.number_removed",
     }
 )
 

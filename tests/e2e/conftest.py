@@ -1,15 +1,19 @@
 """The portal in a real browser against a real server: fixtures.
 
-- `site` (per module): a real ``hangtar serve`` (with the portal, :mod:`tests.e2e.serve`) on free ports and
+- `site` (per package, so every browser module shares one; about half a minute to set up): a real
+  ``hangtar serve`` (with the portal, :mod:`tests.e2e.serve`) on free ports and
   its embedded PostgreSQL; the tenant Acme Kft. holding ``+3612345678``, which a SIPp SIPREC client calls
   twice, for 4 then 2 seconds (recorded with ``+3612345678`` as the calling party), and Globex Zrt. holding the
   called number ``+3619876543``, which claims a third call afterwards (so Acme has a foreign recording to be
   refused). Users are made with ``hangtar users create``: Anna (admin, one-time password untouched, for the
-  first-login test), Béla (admin) and Vera (viewer), whose one-time passwords are replaced through the API.
+  first-login test), Béla (admin), Dóra (dpo, the second person of a hold's release) and Vera (viewer),
+  whose one-time passwords are replaced through the API. Modules run in name order, so one that changes
+  what another asserts (a policy, the retention options, a hold) sorts after it.
 - `browser` (per module): Debian's Chromium, headless, through Playwright; `page` (per test): a fresh
   context that fails the test on any console error or CSP violation.
 - `shots`: where screenshots go (a temp dir; ``HANGTAR_SCREENSHOTS=docs/screenshots`` also writes the ones
   meant for the docs there).
+- The app-level fixtures of :mod:`tests.e2e.portal_app` (no browser, no server process).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_
 from tests.integration.server import REPO, ServerProcess, free_port, rtp_range
 from tests.peers.sipp_runner import run_siprec_call
 from tests.pg import scratch_dir
+
+from .portal_app import acme, app, globex, pg, reader, services  # noqa: F401 (fixtures for every module)
 
 CHROMIUM = "/usr/bin/chromium"
 ACME_NUMBER = "+3612345678"  # the calling party of tests.peers.siprec_offer
@@ -53,6 +59,7 @@ class Site:
     globex_call: dict[str, Any] = field(default_factory=dict)
     first_admin: Account  # still holding its one-time password
     admin: Account
+    dpo: Account
     viewer: Account
 
     @property
@@ -112,7 +119,7 @@ def finished(call_id: str) -> Any:
     return lambda row: row["call_id"] == call_id and row["status"] != "recording"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     workdir = tmp_path_factory.mktemp("sipp")
     with scratch_dir() as data_dir:
@@ -138,6 +145,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             globex = _json(server, "tenants", "create", "globex", "--name", "Globex Zrt.")
             first_admin = _user(server, "acme-kft", "anna@acme.example", "admin")
             admin = _replace_password(base_url, _user(server, "acme-kft", "bela@acme.example", "admin"))
+            dpo = _replace_password(base_url, _user(server, "acme-kft", "dora@acme.example", "dpo"))
             viewer = _replace_password(base_url, _user(server, "acme-kft", "vera@acme.example", "viewer"))
             older = _record(server, workdir, acme["id"], seconds=4.0)  # the one played and downloaded
             newer = _record(server, workdir, acme["id"], seconds=2.0)
@@ -152,6 +160,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 globex_call=foreign,
                 first_admin=first_admin,
                 admin=admin,
+                dpo=dpo,
                 viewer=viewer,
             )
         finally:
