@@ -62,7 +62,7 @@ from .cli_policies import (
 )
 from .cli_retention import parse_time
 from .config import Config
-from .delivery import DeliveryWorker, PayloadSource, SftpTransport
+from .delivery import DeliveryWorker, FtpsTransport, PayloadSource, SftpTransport
 from .delivery.link_signing import LinkSigner
 from .delivery.webhook import WebhookTransport
 from .sealing import RecordingCrypto
@@ -85,11 +85,16 @@ def add_commands(
     targets = actions.add_parser("targets", help="where a tenant's recordings are delivered")
     target_actions = targets.add_subparsers(dest="sub", required=True)
 
-    add = leaf(target_actions, "add", "add a delivery target (sftp or a CRM webhook; plain ftp is refused)")
+    add = leaf(
+        target_actions, "add", "add a delivery target (sftp, ftps or a CRM webhook; plain ftp is refused)"
+    )
     add.add_argument("--tenant", metavar="T", required=True, help="the tenant (slug or id)")
     add.add_argument("--name", required=True, help="a-z, 0-9, - and _, unique within the tenant")
     add.add_argument(
-        "--url", required=True, metavar="URL", help="sftp://user@host[:port]/dir, or https://... (a webhook)"
+        "--url",
+        required=True,
+        metavar="URL",
+        help="sftp://user@host[:port]/dir, ftps://user@host[:port]/dir (explicit TLS), or https://... (a webhook)",
     )
     add.add_argument(
         "--mode",
@@ -98,6 +103,12 @@ def add_commands(
     )
     add.add_argument("--host-key", metavar="LINE", help="the server's public key line (from ssh-keyscan)")
     add.add_argument("--host-key-file", type=Path, metavar="FILE", help="... or a file holding it")
+    add.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="FILE",
+        help="ftps: PEM certificates to trust for the server instead of the system's (its CA, or its own)",
+    )
     secret = add.add_mutually_exclusive_group()
     secret.add_argument("--key-file", type=Path, metavar="FILE", help="log in with this private key")
     secret.add_argument(
@@ -212,8 +223,12 @@ def _now() -> datetime:
 # -- targets -----------------------------------------------------------------------------------------------------
 async def _add(args: argparse.Namespace, services: _Services) -> int:
     kind, settings = settings_from_url(args.url)
-    if kind is TargetKind.FTPS:
-        return fail("this version delivers over sftp and to webhooks; ftps targets come later", EXIT_USAGE)
+    if kind is not TargetKind.FTPS and args.ca_file is not None:
+        return fail("--ca-file is for ftps targets (the certificates that sign the server's)", EXIT_USAGE)
+    if kind is TargetKind.FTPS and (args.host_key or args.host_key_file or args.key_file):
+        return fail(
+            "an ftps target logs in with --password-file; its certificate is checked, no host key", EXIT_USAGE
+        )
     if kind is TargetKind.WEBHOOK:
         refused = _webhook_settings(args, settings)
         if refused is not None:
@@ -221,14 +236,18 @@ async def _add(args: argparse.Namespace, services: _Services) -> int:
     else:
         if args.mode is not None or args.secret_file is not None:
             return fail("--mode and --secret-file are for webhook targets (an https:// URL)", EXIT_USAGE)
-        host_key = args.host_key or (args.host_key_file.read_text() if args.host_key_file else None)
         settings.update(
-            host_key=host_key,
             auth="key" if args.key_file else "password",
             name_template=args.template,
             format=args.format,
             sidecar=not args.no_sidecar,
         )
+        if kind is TargetKind.FTPS:
+            settings["ca_certificates"] = args.ca_file.read_text() if args.ca_file else None
+        else:
+            settings["host_key"] = args.host_key or (
+                args.host_key_file.read_text() if args.host_key_file else None
+            )
     tenant = await find_tenant(services.pool, args.tenant)
     chosen = DeliveryFilter.of(
         numbers=args.number, direction=args.direction, classes=args.classes, region=tenant.region
@@ -315,6 +334,7 @@ async def _run(args: argparse.Namespace, services: _Services) -> int:
         ),
         transports={
             TargetKind.SFTP: SftpTransport(),
+            TargetKind.FTPS: FtpsTransport(),
             TargetKind.WEBHOOK: WebhookTransport(
                 signer=await asyncio.to_thread(LinkSigner.from_data_dir, services.config.data_dir),
                 public_base=_public_base(services.config),

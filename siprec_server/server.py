@@ -15,7 +15,6 @@ import contextlib
 import logging
 import resource
 import signal
-import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -44,7 +43,7 @@ from .bootstrap import open_storage
 from .call import existing_file
 from .calls import CallManager
 from .config import Config
-from .delivery import DeliveryMetrics, DeliveryWorker, PayloadSource, SftpTransport
+from .delivery import DeliveryMetrics, DeliveryWorker, FtpsTransport, PayloadSource, SftpTransport
 from .delivery.link_signing import LinkSigner
 from .delivery.webhook import WebhookTransport
 from .demo import DemoLogin, ensure_demo
@@ -124,7 +123,7 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
             erasure=ErasureService(storage.pool, storage.blobs, audit=audit, clock=_now),
             consent=ConsentLedger(storage.pool, audit=audit),
         )
-        sweeper = Sweeper(storage.pool, storage.blobs, audit=audit, clock=_now)
+        sweeper = Sweeper(storage.pool, storage.blobs, audit=audit, clock=_now, node=config.node)
         manager = CallManager(
             config=config,
             catalogue=storage.catalogue,
@@ -368,23 +367,27 @@ async def _delivery_worker(
     metrics: Metrics,
     link_signer: LinkSigner,
 ) -> DeliveryWorker:
-    """The delivery worker over the outbox; payloads are spooled under the data dir (emptied at start)."""
+    """The delivery worker over the outbox; payloads are spooled under the data dir (emptied at start). What
+    this node's previous process was sending when it died is taken back at once (its leases ended)."""
     payloads = PayloadSource(
         pool, blobs, crypto, spool=config.data_dir / "delivery-spool", settings=encode_settings(config)
     )
     await payloads.clear_spool()
+    outbox = Outbox(pool, audit=audit, clock=_now)
+    if released := await outbox.release_own(config.node):
+        log.warning("%d delivery attempt(s) cut off by the previous run will start again", released)
     return DeliveryWorker(
-        outbox=Outbox(pool, audit=audit, clock=_now),
+        outbox=outbox,
         targets=TargetStore(pool, KeyFileProvider(config.key_file_path), audit=audit, clock=_now),
         payloads=payloads,
         transports={
             TargetKind.SFTP: SftpTransport(),
+            TargetKind.FTPS: FtpsTransport(),
             TargetKind.WEBHOOK: WebhookTransport(signer=link_signer, public_base=config.public_url or None),
         },
-        copies=DeliveredCopies(
-            pool, ErasureService(pool, blobs, audit=audit, clock=_now), node=socket.gethostname()
-        ),
+        copies=DeliveredCopies(pool, ErasureService(pool, blobs, audit=audit, clock=_now), node=config.node),
         clock=_now,
+        node=config.node,
         metrics=DeliveryMetrics(metrics.registry),
     )
 

@@ -292,6 +292,18 @@ class Outbox:
         return added
 
     # -- working through it --
+    async def release_own(self, owner: str) -> int:
+        """At a node's start: end the leases its previous process held (it died mid-attempt), so those rows
+        are claimed again at once instead of when the lease runs out; the dead attempts are then closed as
+        abandoned. Returns the leases ended."""
+        with translated("release this node's delivery leases"):
+            status: str = await self._pool.execute(
+                "UPDATE deliveries SET lease_until = $2 WHERE status = 'sending' AND lease_owner = $1",
+                owner,
+                self._clock(),
+            )
+        return int(status.split()[-1])
+
     async def claim(
         self, owner: str, limit: int, lease: timedelta, *, target_id: UUID | None = None
     ) -> list[DeliveryItem]:

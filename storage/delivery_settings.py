@@ -1,10 +1,10 @@
 """A delivery target's kind and settings, checked before anything is stored: pure rules, no I/O.
 
 Kinds: ``sftp`` (SSH; key or password; the server's host key pinned), ``ftps`` (FTP over explicit TLS, the
-certificate verified) and ``webhook`` (HTTPS POST to a CRM). Plain FTP is refused with the reason
-(:class:`InsecureTargetError`): it sends the password and the recordings in clear text, which GDPR Art. 32 does
-not allow for call recordings. An SFTP target without a pinned host key is refused too: the first connection
-would otherwise trust whoever answers.
+certificate verified against the system's trust or the target's own ``ca_certificates``) and ``webhook`` (HTTPS
+POST to a CRM). Plain FTP is refused with the reason (:class:`InsecureTargetError`): it sends the password and
+the recordings in clear text, which GDPR Art. 32 does not allow for call recordings. An SFTP target without a
+pinned host key is refused too: the first connection would otherwise trust whoever answers.
 
 Settings hold nothing secret; the password, private key or webhook secret is passed apart and stored encrypted
 (:mod:`storage.delivery_secrets`). File names come from a template over :data:`TEMPLATE_FIELDS`, which must
@@ -18,6 +18,7 @@ import binascii
 import enum
 import ipaddress
 import re
+import ssl
 import string
 import struct
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ __all__ = [
     "InsecureTargetError",
     "TargetKind",
     "TargetSettingsError",
+    "check_ca_certificates",
     "check_host_key",
     "check_settings",
     "settings_from_url",
@@ -56,6 +58,9 @@ _PLAIN_FTP = (
     "recordings: use an sftp target (SSH, host key pinned) or an ftps one (explicit TLS, certificate verified)"
 )
 _LOOPBACK_NAMES = ("localhost",)
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----"
+)
 # url: where to POST; mode: link | inline; format: inline's audio format; name_template: inline's file name
 _WEBHOOK_KEYS = ("url", "mode", "format", "name_template")
 
@@ -110,7 +115,31 @@ def check_settings(kind: TargetKind, settings: Mapping[str, Any]) -> dict[str, A
         if given.get("ca_file") is not None and not isinstance(given["ca_file"], str):
             raise TargetSettingsError("settings.ca_file is the path of a PEM file of trusted certificates")
         checked["ca_file"] = given.get("ca_file")
+        pem = given.get("ca_certificates")
+        if pem is not None and checked["ca_file"] is not None:
+            raise TargetSettingsError("give settings.ca_certificates or settings.ca_file, not both")
+        checked["ca_certificates"] = None if pem is None else check_ca_certificates(pem)
     return checked
+
+
+def check_ca_certificates(pem: Any) -> str:
+    """PEM text of the certificates an ftps target trusts instead of the system's (the subscriber's own CA, or
+    its server's self-signed certificate), checked to load; returned as the certificates alone, one after
+    another. The hostname is still checked against the server's certificate."""
+    if not isinstance(pem, str):
+        raise TargetSettingsError("settings.ca_certificates is PEM text (-----BEGIN CERTIFICATE----- ...)")
+    blocks = _PEM_CERTIFICATE.findall(pem)
+    if not blocks:
+        raise TargetSettingsError(
+            "settings.ca_certificates holds no certificate: give the PEM text of the CA certificate "
+            "(-----BEGIN CERTIFICATE----- ...), not a private key or a fingerprint"
+        )
+    text = "\n".join(blocks) + "\n"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
+    except (ssl.SSLError, ValueError) as exc:
+        raise TargetSettingsError(f"settings.ca_certificates does not load as certificates: {exc}") from None
+    return text
 
 
 def check_host_key(line: str) -> str:

@@ -1,10 +1,11 @@
 """Delivery of recordings to a tenant's own server or CRM, exactly once, with erasure notices (GDPR Art. 19).
 
 The outbox, targets and rules live in ``storage.delivery_*``; this package moves the bytes: the transport
-interface (:mod:`.transport`), payloads (:mod:`.payload`), the SFTP transport (:mod:`.sftp`), the worker
-(:mod:`.worker`) and its metrics (:mod:`.metrics`). See docs/delivery.md.
+interface (:mod:`.transport`), payloads (:mod:`.payload`), the SFTP and FTPS transports (:mod:`.sftp`,
+:mod:`.ftps`), the worker (:mod:`.worker`) and its metrics (:mod:`.metrics`). See docs/delivery.md.
 """
 
+from .ftps import FtpsTransport
 from .metrics import DeliveryMetrics
 from .names import render_name
 from .payload import PayloadError, PayloadSource
@@ -26,6 +27,7 @@ __all__ = [
     "DeliveryFailure",
     "DeliveryMetrics",
     "DeliveryWorker",
+    "FtpsTransport",
     "NameFields",
     "Notice",
     "PassReport",

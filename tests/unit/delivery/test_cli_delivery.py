@@ -14,8 +14,12 @@ from siprec_server.cli_delivery import add_commands, run
 from storage.delivery_items import DeliveryStatus
 from tests.unit.storage.retention_samples import T0
 
+from .certs import Authority
 from .conftest import Env
 from .sshd import USER, USER_PASSWORD, Sshd, keygen
+from .vsftpd import USER as FTP_USER
+from .vsftpd import USER_PASSWORD as FTP_PASSWORD
+from .vsftpd import running_vsftpd
 
 
 def storage_options(parser: argparse.ArgumentParser) -> None:
@@ -153,3 +157,55 @@ async def test_dead_letters_and_their_replay(env: Env, sshd: Sshd, hangtar: Hang
     assert code == 4 and "is pending, not dead" in err
     code, _, err = await hangtar("replay", "999999")
     assert code == 3
+
+
+async def test_an_ftps_target_from_the_command_line_trusts_the_given_ca(
+    env: Env, hangtar: Hangtar, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    authority = Authority()
+    with running_vsftpd(authority.issue("127.0.0.1")) as ftpd:
+        env.clock.now = T0
+        call = await env.add_recording()
+        ca_file = tmp_path / "acme-ca.pem"
+        ca_file.write_text(authority.pem)
+        url = f"ftps://{FTP_USER}@127.0.0.1:{ftpd.port}/~/incoming"
+        code, _, err = await hangtar(
+            "targets", "add", "--tenant", "acme", "--name", "ftp", "--url", url, "--host-key", "x"
+        )
+        assert code == 2 and "no host key" in err
+        monkeypatch.setattr("sys.stdin", io.StringIO(FTP_PASSWORD + "\n"))
+        added = await hangtar.json(
+            "targets",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "ftp",
+            "--url",
+            url,
+            "--ca-file",
+            str(ca_file),
+            "--password-file",
+            "-",
+            "--since",
+            "2026-11-01",
+        )
+        assert added["endpoint"] == url and added["has_secret"] is True
+        report = await hangtar.json("run", "--tenant", "acme", "--target", "ftp")
+        assert (report["enqueued"], report["delivered"], report["dead"]) == (1, 1, 0)
+        assert [name for name in ftpd.files() if name.endswith(".flac")] == [
+            f"{call.started_at:%Y-%m-%d_%H%M%S}_{call.reference}.flac"
+        ]
+    code, _, err = await hangtar(
+        "targets",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "s",
+        "--url",
+        "sftp://rec@h/in",
+        "--ca-file",
+        str(ca_file),
+    )
+    assert code == 2 and "--ca-file is for ftps targets" in err

@@ -212,6 +212,26 @@ async def test_a_lease_that_runs_out_is_taken_over_and_fences_the_old_owner(
     assert audit["details"]["sha256"] == SHA and audit["details"]["remote_path"] == "/srv/a.flac"
 
 
+async def test_a_restarted_node_takes_its_own_claims_back_at_once(
+    pool: asyncpg.Pool, blobs: FileBlobStore, store: TargetStore, outbox: Outbox, clock: Clock
+) -> None:
+    acme = await make_tenant(pool, "acme")
+    await add_target(store, acme)
+    for _ in range(2):
+        await add_recording(pool, blobs, tenant_id=acme, with_key=False)
+    clock.now = T0 + timedelta(minutes=5)
+    await outbox.enqueue_due(clock.now)
+    [mine] = await outbox.claim("node-a", 1, LEASE)
+    [theirs] = await outbox.claim("node-b", 1, LEASE)
+    clock.advance(minutes=1)  # node-a died and starts again, well within its lease
+    assert await outbox.release_own("node-a") == 1
+    [again] = await outbox.claim("node-a", 10, LEASE)  # node-b's lease still holds
+    assert (again.id, again.attempts) == (mine.id, 2)
+    assert theirs.id != mine.id
+    log = await outbox.log(recording_id=mine.recording_id)
+    assert [(a.attempt, a.result) for a in log][-1] == (1, AttemptResult.ABANDONED)
+
+
 async def test_retries_back_off_then_the_row_is_dead_until_replayed(
     pool: asyncpg.Pool, blobs: FileBlobStore, store: TargetStore, outbox: Outbox, clock: Clock
 ) -> None:
