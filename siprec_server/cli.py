@@ -20,7 +20,7 @@ from storage import FileBlobStore, Recording, send_command
 from storage.errors import IntegrityError, KeyUnavailableError, NotFoundError
 from storage.renditions import Rendition, Renditions, RenditionStatus
 
-from . import cli_delivery, cli_dsar, cli_keys, cli_nodes, cli_retention, cli_tenants, cli_users
+from . import cli_delivery, cli_dsar, cli_keys, cli_nodes, cli_plan, cli_retention, cli_tenants, cli_users
 from .bootstrap import open_storage
 from .config import Config, ConfigError, load_config
 from .sealing import RecordingCrypto, open_stored
@@ -31,7 +31,7 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 # The GDPR lifecycle commands, each area in its own module: add_commands(...) and run(args, config).
-_AREAS = (cli_tenants, cli_retention, cli_dsar, cli_users, cli_keys, cli_delivery, cli_nodes)
+_AREAS = (cli_tenants, cli_retention, cli_dsar, cli_users, cli_keys, cli_delivery, cli_nodes, cli_plan)
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,12 @@
-"""Prometheus metrics. One registry per server; no per-call labels (bounded cardinality).
+"""Prometheus metrics. One registry per server; no per-call labels (bounded cardinality). docs/metrics.md is the
+reference (every metric, its labels and the alert that uses it); tests/integration/test_metrics_reference.py keeps
+the two in step.
 
 Counters that already live in sans-I/O cores (the SIP endpoint's message counters, per-stream RTP statistics) are
-read at scrape time by custom collectors instead of being mirrored on the hot path.
+read at scrape time by custom collectors instead of being mirrored on the hot path. SIP methods come from the
+peer, so the collector folds every method outside RFC 3261 and its extensions into ``other``. The registry also
+carries the process collector (``process_cpu_seconds_total``, resident memory, open files), which capacity
+dashboards set against the call count.
 """
 
 from __future__ import annotations
@@ -9,14 +14,36 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics", "RtpTotals"]
+__all__ = ["SIP_METHODS", "Metrics", "RtpTotals"]
+
+# RFC 3261 §27.4 and the extensions that registered a method (3262, 3265, 3311, 3428, 3515, 3903, 6086, 6665):
+# the values the ``method`` label takes; anything else a peer sends is counted as ``other``.
+SIP_METHODS = frozenset(
+    {
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "INFO",
+        "INVITE",
+        "MESSAGE",
+        "NOTIFY",
+        "OPTIONS",
+        "PRACK",
+        "PUBLISH",
+        "REFER",
+        "REGISTER",
+        "SUBSCRIBE",
+        "UPDATE",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -24,12 +51,16 @@ class RtpTotals:
     """RTP counts summed over streams: finished calls are folded into the running totals once."""
 
     packets: int = 0
+    expected: int = 0
     lost: int = 0
     late: int = 0
+    reordered: int = 0
     duplicated: int = 0
     telephone_events: int = 0
     invalid: int = 0
+    srtp_failures: int = 0
     rtcp_packets: int = 0
+    gap_seconds: float = 0.0
 
     def add(self, other: Any) -> None:
         """Add another total, or one stream's statistics (any object with the same counter attributes)."""
@@ -59,19 +90,29 @@ class _SipCollector(Collector):
         )
         malformed = CounterMetricFamily(
             "hangtar_sip_malformed",
-            "Malformed SIP messages, by outcome (answered 400 or dropped)",
+            "Malformed SIP messages, by outcome (the status answered, or dropped)",
             labels=["outcome"],
         )
+        received: Counter[str] = Counter()
+        sent: Counter[tuple[str, str]] = Counter()
         for key, value in self._counters().items():
             if key[0] == "rx" and len(key) == 2:
-                requests.add_metric([key[1]], value)
+                received[_method(key[1])] += value
             elif key[0] == "tx" and len(key) == 3:
-                responses.add_metric([key[1], key[2]], value)
+                sent[_method(key[1]), key[2]] += value
             elif key[0] == "malformed" and len(key) == 2:
                 malformed.add_metric([key[1]], value)
+        for method, count in sorted(received.items()):
+            requests.add_metric([method], count)
+        for (method, code), count in sorted(sent.items()):
+            responses.add_metric([method, code], count)
         yield requests
         yield responses
         yield malformed
+
+
+def _method(method: str) -> str:
+    return method if method in SIP_METHODS else "other"
 
 
 class _RtpCollector(Collector):
@@ -82,12 +123,22 @@ class _RtpCollector(Collector):
         totals = self._totals()
         for name, help_text in (
             ("packets", "RTP packets received"),
+            (
+                "expected",
+                "RTP packets expected from the sequence numbers (RFC 3550 A.3; loss ratio: lost/expected)",
+            ),
             ("lost", "RTP packets lost (RFC 3550 expected minus received)"),
             ("late", "RTP packets that arrived after their place in the recording was written"),
+            (
+                "reordered",
+                "RTP packets that arrived behind a higher sequence number but in time, and were placed",
+            ),
             ("duplicated", "Duplicate RTP packets dropped"),
             ("telephone_events", "RFC 4733 telephone-event packets (kept out of the audio)"),
             ("invalid", "Datagrams on RTP ports that are not RTP"),
+            ("srtp_failures", "SRTP packets that failed authentication or the replay check (RFC 3711 3.3)"),
             ("rtcp_packets", "RTCP packets received"),
+            ("gap_seconds", "Seconds of silence filled into recorded streams for loss, DTX and late packets"),
         ):
             yield CounterMetricFamily(f"hangtar_rtp_{name}", help_text, value=getattr(totals, name))
 
@@ -111,6 +162,16 @@ class _CounterCallback(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # CPU, memory and open files of this process (the figures capacity planning sets against calls).
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.build_info = Gauge(
+            "hangtar_build_info",
+            "Always 1; the running version in its label",
+            ["version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(_product_version()).set(1)
         self.recordings_finished = PromCounter(
             "hangtar_recordings_finished",
             "Recordings finalised, by final status",
@@ -234,3 +295,10 @@ class Metrics:
     def watch_counter(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """A counter read at scrape time (``name`` without the ``_total`` suffix)."""
         self.registry.register(_CounterCallback(name, help_text, read))
+
+
+def _product_version() -> str:
+    try:
+        return version("hangtar")
+    except PackageNotFoundError:
+        return "0"
