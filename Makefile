@@ -39,8 +39,11 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# The suite runs on every core (pytest-xdist, one file per worker at a time), then the timing-sensitive load
+# runs alone. Each part fails if it runs no test.
 test: install-test lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist loadfile -m "not serial"
+	$(BIN)/pytest -q -p no:cacheprovider -m serial
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

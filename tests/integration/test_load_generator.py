@@ -17,6 +17,7 @@ OPTIONS_BOUND_MS = 500.0  # a keep-alive answered slower than this would make an
 
 
 @pytest.mark.integration
+@pytest.mark.serial
 def test_capacity_run_records_and_verifies_every_impaired_call(tmp_path: Path) -> None:
     out = tmp_path / "capacity"
     command = [
