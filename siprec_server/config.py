@@ -19,6 +19,8 @@ TOML layout (all keys optional)::
     [transcode] workers = 1, opus_bitrate = 24000 (bit/s for two channels), opus_complexity = 1,
                 mp3_bitrate = 32000
     [storage]   key_file              # tenant key-encryption keys; empty: <data_dir>/keys/keys.json
+                recordings_dir        # recording files; empty: <data_dir>/recordings (several nodes: one
+                                      # shared file system, mounted at the same path on every node)
     [retention] sweep_interval = 300  # seconds between retention sweeps on this node (0: never)
     [delivery]  interval = 60         # seconds between delivery passes (SFTP, CRM) on this node (0: never)
     [node]      name = ""             # this node in a shared catalogue; empty: the host name
@@ -94,6 +96,7 @@ class Config:
     mp3_bitrate: int = 32000
     # -- GDPR lifecycle (storage.keys, storage.sweeper) --
     key_file: str = ""
+    recordings_path: str = ""  # [storage] recordings_dir; empty: <data_dir>/recordings
     sweep_interval: float = 300.0
     delivery_interval: float = 60.0
     # -- several nodes on one catalogue (storage.nodes) --
@@ -122,7 +125,10 @@ class Config:
 
     @property
     def recordings_dir(self) -> Path:
-        return self.data_dir / "recordings"
+        """Where recording files are kept: ``[storage] recordings_dir``, else ``<data_dir>/recordings``."""
+        return (
+            Path(self.recordings_path).expanduser() if self.recordings_path else self.data_dir / "recordings"
+        )
 
     @property
     def key_file_path(self) -> Path:
@@ -174,6 +180,7 @@ _KEYS: dict[tuple[str, str], str] = {
     ("transcode", "opus_complexity"): "opus_complexity",
     ("transcode", "mp3_bitrate"): "mp3_bitrate",
     ("storage", "key_file"): "key_file",
+    ("storage", "recordings_dir"): "recordings_path",
     ("retention", "sweep_interval"): "sweep_interval",
     ("delivery", "interval"): "delivery_interval",
     ("node", "name"): "node_name",

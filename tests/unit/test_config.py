@@ -143,3 +143,14 @@ def test_a_wrongly_typed_tls_setting_in_the_file_is_named(tmp_path: Path) -> Non
         load_config(config_file=write(tmp_path, "[tls]\nsrtp = true\n"), environ={})
     with pytest.raises(ConfigError, match=r"unknown setting \[tls\] cert"):
         load_config(config_file=write(tmp_path, '[tls]\ncert = "x.pem"\n'), environ={})
+
+
+def test_nodes_share_a_recordings_directory_and_name_themselves(tmp_path: Path) -> None:
+    default = load_config(environ={"HANGTAR_DATA_DIR": "/var/lib/hangtar"})
+    assert default.recordings_dir == Path("/var/lib/hangtar/recordings")
+    assert default.node and "." not in default.node  # the host name up to its first dot
+    path = write(tmp_path, '[storage]\nrecordings_dir = "/srv/shared/recordings"\n[node]\nname = "rec-2"\n')
+    shared = load_config(config_file=path, environ={})
+    assert (shared.recordings_dir, shared.node) == (Path("/srv/shared/recordings"), "rec-2")
+    with pytest.raises(ConfigError, match="node name"):
+        load_config(environ={"HANGTAR_NODE_NAME": "rec 2"})
