@@ -24,8 +24,11 @@ from .models import (
     StreamRecord,
 )
 from .reference import new_reference, normalize_reference
+from .s3_config import S3Settings, StoredObject
+from .s3_errors import BlobStoreError, S3Error, UnconfirmedUploadError
 
 __all__ = [
+    "BlobStoreError",
     "Catalogue",
     "CatalogueError",
     "CommandListener",
@@ -44,8 +47,12 @@ __all__ = [
     "Recording",
     "RecordingNotFoundError",
     "RecordingStatus",
+    "S3Error",
+    "S3Settings",
     "StorageError",
+    "StoredObject",
     "StreamRecord",
+    "UnconfirmedUploadError",
     "load_migrations",
     "migrate",
     "new_reference",

@@ -1,10 +1,13 @@
-"""Reading a sealed file: seekable, every chunk verified before its plaintext is returned."""
+"""Reading a sealed file: seekable, every chunk verified before its plaintext is returned.
+
+The sealed octets come from a file on disk (read with ``pread``) or from any seekable binary file object, such
+as an object store's ranged reader (:meth:`storage.s3_store.S3Store.open_reader`)."""
 
 from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -23,24 +26,51 @@ from .sealed_format import (
 if TYPE_CHECKING:
     from _typeshed import StrPath, WriteableBuffer
 
-__all__ = ["SealedReader", "locate_end", "read_chunk", "read_header"]
+__all__ = ["SealedReader", "SeekableSource", "locate_end", "read_chunk", "read_header"]
 
 
-def read_header(fd: int) -> Header:
-    return Header.parse(os.pread(fd, HEADER_SIZE, 0))
+class SeekableSource(Protocol):
+    """A seekable binary file object holding sealed octets (the reader seeks it; it never closes it)."""
+
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+
+    def read(self, size: int = ..., /) -> bytes | None: ...
 
 
-def read_chunk(fd: int, aead: AESGCM, header: Header, index: int, length: int, final: bool) -> bytes:
+Source = int | SeekableSource  # a file descriptor, or a file object
+
+
+def _pread(source: Source, size: int, offset: int) -> bytes:
+    if isinstance(source, int):
+        return os.pread(source, size, offset)
+    source.seek(offset)
+    data = bytearray()
+    while len(data) < size and (piece := source.read(size - len(data))):  # raw files may read short
+        data += piece
+    return bytes(data)
+
+
+def _size(source: Source) -> int:
+    if isinstance(source, int):
+        return os.fstat(source).st_size
+    return source.seek(0, io.SEEK_END)
+
+
+def read_header(fd: Source) -> Header:
+    return Header.parse(_pread(fd, HEADER_SIZE, 0))
+
+
+def read_chunk(fd: Source, aead: AESGCM, header: Header, index: int, length: int, final: bool) -> bytes:
     expected = OVERHEAD + length
-    sealed = os.pread(fd, expected, header.offset(index))
+    sealed = _pread(fd, expected, header.offset(index))
     if len(sealed) != expected:
         raise IntegrityError(f"chunk {index} is cut short: the file shrank while it was read")
     return open_chunk(aead, bytes(header), index, final, sealed)
 
 
-def locate_end(fd: int, aead: AESGCM, header: Header, allow_unfinished: bool) -> tuple[int, int, bool]:
+def locate_end(fd: Source, aead: AESGCM, header: Header, allow_unfinished: bool) -> tuple[int, int, bool]:
     """(chunks to read, plaintext octets in the last, finished) after checking how the file ends."""
-    count, last_length, tail = split_body(os.fstat(fd).st_size, header)
+    count, last_length, tail = split_body(_size(fd), header)
     if tail is Tail.CHUNK and count:
         try:
             read_chunk(fd, aead, header, count - 1, last_length, True)
@@ -69,20 +99,29 @@ def locate_end(fd: int, aead: AESGCM, header: Header, allow_unfinished: bool) ->
 
 
 class SealedReader(io.RawIOBase):
-    """Reads the plaintext of a sealed file; seekable. :class:`IntegrityError` on any chunk that does not
-    verify, and at opening when the file does not end with its final chunk (unless ``allow_unfinished``)."""
+    """Reads the plaintext of a sealed file (a path, or a seekable file object the caller keeps and closes);
+    seekable. :class:`IntegrityError` on any chunk that does not verify, and at opening when the file does not
+    end with its final chunk (unless ``allow_unfinished``)."""
 
-    def __init__(self, path: StrPath, data_key: bytes, *, allow_unfinished: bool = False) -> None:
+    def __init__(
+        self, path: StrPath | SeekableSource, data_key: bytes, *, allow_unfinished: bool = False
+    ) -> None:
         super().__init__()
-        self._fd = -1
+        self._fd: Source = -1
         aead = aead_for(data_key)
-        self.name = os.fspath(path)
-        fd = os.open(self.name, os.O_RDONLY | os.O_CLOEXEC)
+        fd: Source
+        if isinstance(path, str | os.PathLike):
+            self.name = os.fspath(path)
+            fd = os.open(self.name, os.O_RDONLY | os.O_CLOEXEC)
+        else:
+            self.name = str(getattr(path, "name", repr(path)))
+            fd = path
         try:
             header = read_header(fd)
             chunks, last_length, finished = locate_end(fd, aead, header, allow_unfinished)
         except BaseException:
-            os.close(fd)
+            if isinstance(fd, int):
+                os.close(fd)
             raise
         self._fd = fd
         self._aead = aead
@@ -141,7 +180,7 @@ class SealedReader(io.RawIOBase):
 
     def close(self) -> None:
         fd, self._fd = getattr(self, "_fd", -1), -1
-        if fd >= 0:
+        if isinstance(fd, int) and fd >= 0:
             os.close(fd)
         super().close()
 
