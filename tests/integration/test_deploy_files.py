@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from siprec_server.config import load_config
+from tests.peers.kamailio import KAMAILIO_CFG, kamailio_args, running_kamailio
 
 from .server import REPO, ServerProcess, free_port
 from .sip_probe import UdpProbe, request, status_of
@@ -27,7 +27,6 @@ from .test_metrics_reference import documented_metrics
 DEPLOY = REPO / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "hangtar-capacity.json"
 UNIT = DEPLOY / "systemd" / "hangtar.service"
-KAMAILIO_CFG = DEPLOY / "kamailio" / "kamailio.cfg"
 PJSUA_SRC = REPO / "tests" / "peers" / "pjsua_src.py"
 
 
@@ -226,21 +225,6 @@ def test_the_unit_sandboxes_the_node_and_lets_calls_finish() -> None:
 
 
 # -- Kamailio -----------------------------------------------------------------------------------------------------
-def kamailio_args(dispatcher_list: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [
-        "kamailio",
-        "-f",
-        str(KAMAILIO_CFG),
-        "-Y",
-        str(run_dir),
-        "-A",
-        f'DISPATCHER_LIST="{dispatcher_list}"',
-        "-A",
-        f'CTL_SOCKET="unix:{run_dir}/ctl"',
-        *extra,
-    ]
-
-
 def test_the_kamailio_configuration_passes_its_syntax_check(tmp_path: Path) -> None:
     assert shutil.which("kamailio"), "kamailio (Debian package kamailio) is required"
     for dispatcher_list in (
@@ -268,44 +252,10 @@ def test_the_dispatcher_lists_name_set_1() -> None:
 @pytest.fixture
 def kamailio(server: ServerProcess, tmp_path: Path) -> Iterator[int]:
     """Kamailio with kamailio.cfg on a free port, dispatching to the real node and to a node that is down."""
-    dead = free_port()  # nothing listens there
-    dispatcher_list = tmp_path / "dispatcher.list"
-    dispatcher_list.write_text(
-        f"1 sip:127.0.0.1:{dead};transport=udp 0 0 name=down\n"
-        f"1 sip:127.0.0.1:{server.sip_port};transport=udp 0 0 name=rec1\n"
-    )
     port = free_port()
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    log = (tmp_path / "kamailio.log").open("w")
-    process = subprocess.Popen(
-        kamailio_args(
-            dispatcher_list,
-            run_dir,
-            "-DD",
-            "-E",
-            "-l",
-            f"udp:127.0.0.1:{port}",
-            "-l",
-            f"tcp:127.0.0.1:{port}",
-            "-A",
-            "PING_INTERVAL=1",
-            "-A",
-            "INVITE_TIMEOUT=1000",
-        ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    nodes = [("down", free_port()), ("rec1", server.sip_port)]  # nothing listens on the first
+    with running_kamailio(nodes, port, tmp_path):
         yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
 
 
 def options_status(port: int) -> int | None:
