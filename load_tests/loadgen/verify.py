@@ -6,7 +6,8 @@ as long as the media that was sent (first RTP packet of either leg to the end of
 extra one-way delay of a leg that its sender reports aligned away), carries
 the caller's tone on the left and the callee's on the right (± 5 Hz), and its channels start within 0.25 s of
 each other as their legs did (an extra one-way delay may be kept on the timeline or aligned away). Each channel
-must sound from first to last for as long as its leg sent — within the error of anchoring each source by its
+must sound from first to last for as long as its leg sent (by the generator's clock or by the RTP timestamps,
+which differ when the generator falls behind) — within the error of anchoring each source by its
 first arrival (the jitter and a packet time), a realignment by a sender report (the jitter once more), and one
 packet — so no audio was cut out; and no channel may be silent for longer than its leg's longest run of
 dropped packets explains (plus, after an SSRC change, that anchoring error once). Rejected, unanswered and
@@ -149,13 +150,17 @@ def _audio_problems(
         # Each source is anchored by its first packet's arrival: off by up to the jitter and a tick.
         anchoring = leg.jitter_ms / 1000 + PTIME
         span = _leg_span(leg)
+        # The recording follows the RTP timestamps: a generator that fell behind its clock stretched the wall
+        # time it took to send, not the audio it sent.
+        stamped = leg.packets * PTIME
         heard = channel.last_sound - channel.first_sound
         # A last packet still in flight when the BYE arrives may be missing: one packet more. A sender report that
         # realigns the leg after output has started moves it by up to its jitter, which that much sound may cost.
         slack = anchoring * len(leg.ssrcs) + leg.jitter_ms / 1000 + PTIME + tolerances.gap_slack
-        if abs(heard - span) > slack:
+        if not min(span, stamped) - slack <= heard <= max(span, stamped) + slack:
             problems.append(
-                f"{side} channel sounds for {heard:.3f} s, its leg sent {span:.3f} s (± {slack * 1000:.0f} ms)"
+                f"{side} channel sounds for {heard:.3f} s, its leg sent {span:.3f} s "
+                f"({stamped:.3f} s of timestamps; ± {slack * 1000:.0f} ms)"
             )
         allowed = leg.longest_loss_run * PTIME + tolerances.gap_slack
         if len(leg.ssrcs) > 1:

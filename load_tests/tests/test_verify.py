@@ -108,7 +108,7 @@ def test_a_faithful_recording_is_verified_with_its_counts() -> None:
         (_audio(frames=69600), "duration 8.700 s, expected 7.750–8.450 s"),
         (
             _audio(left=_channel(540.0, 0.0, 6.5)),
-            "left channel sounds for 6.500 s, its leg sent 8.000 s (± 105 ms)",
+            "left channel sounds for 6.500 s, its leg sent 8.000 s (8.000 s of timestamps; ± 105 ms)",
         ),
         (_audio(right=_channel(2040.0, 0.2, 8.0)), "right channel sounds for 7.800 s, its leg sent 8.000 s"),
         (_audio(right=_channel(2040.0, 0.201, 8.2, gap=0.041)), "right channel silent for 41 ms at 1.50 s"),
@@ -131,6 +131,13 @@ def test_a_leg_delay_aligned_away_by_sender_reports_may_shorten_the_file() -> No
     assert judge(_call(), _recording(), aligned, Tolerances()).verified
     cut = _audio(left=_channel(540.0, 0.0, 7.7), right=_channel(2040.0, 0.0, 7.7), frames=61600)
     assert not judge(_call(), _recording(), cut, Tolerances()).verified
+
+
+def test_a_generator_that_fell_behind_its_clock_stretched_the_sending_not_the_audio() -> None:
+    late = dataclasses.replace(_leg("1", 540), last_sent_at=T0 + 0.02 + HOLD - 0.02 + 0.2)
+    assert judge(_call(caller=late), _recording(), _audio(), Tolerances()).verified
+    short = _audio(left=_channel(540.0, 0.0, 7.7))  # but audio cut short of both is still named
+    assert not judge(_call(caller=late), _recording(), short, Tolerances()).verified
 
 
 def test_sound_may_start_and_end_off_by_the_anchoring_error_only() -> None:
