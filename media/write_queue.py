@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 _Job = tuple[Callable[[], None], asyncio.AbstractEventLoop | None, "asyncio.Future[None] | None"]
 _STOP: Final = None
+WRITER_NICE: Final = 10  # CFS weight 110 against the loop's 1024 while both want the core
 
 
 class WriteQueue:
@@ -63,6 +65,7 @@ class WriteQueue:
         self._jobs.put(job)
 
     def _work(self) -> None:
+        _yield_to_the_loop()
         while (job := self._jobs.get()) is not _STOP:
             function, loop, future = job
             error: BaseException | None = None
@@ -78,6 +81,16 @@ class WriteQueue:
             if loop is not None and future is not None:
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                     loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _yield_to_the_loop() -> None:
+    """Run this thread at a lower CPU priority than the event loop's: when a core is saturated the loop (SIP,
+    the media pump) runs first and audio writes queue, counted by the backlog, instead of SIP answers waiting
+    behind FLAC encoding. Linux applies a nice value to the calling thread alone."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+    except OSError as exc:  # a platform or sandbox that refuses it: the thread runs at the process's priority
+        log.debug("the writer thread keeps the process's priority: %s", exc)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

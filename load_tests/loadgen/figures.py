@@ -76,6 +76,7 @@ class StepFigures:
     options_max_ms: float | None
     loop_lag_max_ms: float | None  # largest last-lag sample seen in the scrapes
     loop_lag_bucket_ms: float | None  # histogram bound every lag observation of the step stayed under
+    write_backlog_max: float | None  # most audio writes queued for the writer thread in a scrape
     setup_p50_ms: float | None
     setup_p99_ms: float | None
     rejected_statuses: dict[str, int]
@@ -135,6 +136,7 @@ def step_figures(
     catalogue = sum(v.received for v in verdicts) if verdicts is not None else None
     answered_rtts = [rtt for rtt in round_trips if rtt is not None]
     lags = [s.value("hangtar_event_loop_lag_last_seconds") for s in scrapes]
+    backlogs = [s.value("hangtar_write_backlog") for s in scrapes]
     lag_bucket = (
         after.bucket_bound_since(before, "hangtar_event_loop_lag_seconds") if before and after else None
     )
@@ -191,6 +193,7 @@ def step_figures(
         options_max_ms=_ms(max(answered_rtts) if answered_rtts else None),
         loop_lag_max_ms=_ms(max(lags) if lags else None),
         loop_lag_bucket_ms=_ms(lag_bucket),
+        write_backlog_max=max(backlogs) if backlogs else None,
         setup_p50_ms=percentile(setups, 50),
         setup_p99_ms=percentile(setups, 99),
         rejected_statuses=rejected_statuses,

@@ -172,6 +172,7 @@ def _step(step: StepReport) -> list[str]:
             "event-loop lag max: sampled / histogram bound",
             f"{_num(f.loop_lag_max_ms, 1, ' ms')} / ≤ {_num(f.loop_lag_bucket_ms, 0, ' ms')}",
         ),
+        ("audio writes queued, most seen (one a call a second)", _num(f.write_backlog_max, 0)),
         ("recordings verified / total", _verified(f)),
     ]
     lines = [

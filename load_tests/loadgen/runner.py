@@ -255,6 +255,7 @@ class _Run:
                     "active_calls": scrape.value("hangtar_active_calls"),
                     "rtp_loss_percent": loss,
                     "loop_lag_ms": scrape.value("hangtar_event_loop_lag_last_seconds") * 1000,
+                    "write_backlog": scrape.value("hangtar_write_backlog"),
                 }
             )
             previous = scrape
