@@ -16,11 +16,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from .daemons import descendants, wait_for_greeting
 
 __all__ = ["SSHD", "USER", "USER_PASSWORD", "Sshd", "keygen", "running_sshd"]
 
@@ -76,7 +77,7 @@ class Sshd:
         session processes run in sessions of their own, sshd's setsid(): they are found by parentage.)"""
         if self.process is None:
             return
-        doomed = [self.process.pid, *_descendants(self.process.pid)]
+        doomed = [self.process.pid, *descendants(self.process.pid)]
         for pid in doomed:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -90,40 +91,9 @@ class Sshd:
             return {}
         return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
-    def _wait_listening(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sshd exited with {self.process.returncode}:\n{self.log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as probe:
-                    probe.settimeout(2.0)
-                    if probe.recv(4).startswith(b"SSH-"):  # its version banner: it serves
-                        return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"sshd is not listening on {self.port}:\n{self.log}") from None
-                time.sleep(0.05)  # polling for the port, not waiting in its place
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
+    def _wait_listening(self) -> None:
+        assert self.process is not None
+        wait_for_greeting(self.process, self.port, b"SSH-", name="sshd", output=lambda: self.log)
 
 
 def keygen(path: Path, comment: str = "") -> str:

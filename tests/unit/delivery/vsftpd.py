@@ -21,13 +21,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from .certs import Issued
+from .daemons import descendants, wait_for_greeting
 
 __all__ = ["USER", "USER_PASSWORD", "VSFTPD", "Vsftpd", "running_vsftpd"]
 
@@ -90,7 +90,7 @@ class Vsftpd:
 
     def _signal(self, number: signal.Signals) -> None:
         assert self.process is not None
-        for pid in [self.process.pid, *_descendants(self.process.pid)]:
+        for pid in [self.process.pid, *descendants(self.process.pid)]:
             with suppress(ProcessLookupError):
                 os.kill(pid, number)
 
@@ -101,41 +101,15 @@ class Vsftpd:
             return {}
         return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
-    def _wait_listening(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                output = (self.root / "stderr.log").read_text(errors="replace")
-                raise RuntimeError(f"vsftpd exited with {self.process.returncode}:\n{output}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as probe:
-                    probe.settimeout(2.0)
-                    if probe.recv(4).startswith(b"220"):  # its greeting: it serves
-                        return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"vsftpd is not listening on {self.port}:\n{self.log}") from None
-                time.sleep(0.05)  # polling for the port, not waiting in its place
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
+    def _wait_listening(self) -> None:
+        assert self.process is not None
+        wait_for_greeting(
+            self.process,
+            self.port,
+            b"220",
+            name="vsftpd",
+            output=lambda: (self.root / "stderr.log").read_text(errors="replace") + self.log,
+        )
 
 
 def _free_ports(count: int) -> int:
