@@ -43,7 +43,7 @@ from storage.delivery_items import DeliveryItem
 from storage.delivery_targets import DeliveryTarget
 
 from .ftps_client import FtpsClient
-from .names import render_name
+from .names import notice_path, render_name
 from .transport import Notice, Payload, Receipt, TransportError
 
 __all__ = ["FtpsTransport"]
@@ -88,16 +88,8 @@ class FtpsTransport:
     async def notify(
         self, target: DeliveryTarget, secret: str, item: DeliveryItem, notice: Notice
     ) -> Receipt:
-        if notice.copy_path:
-            directory, copy = posixpath.split(notice.copy_path)
-            stem = copy.rsplit(".", 1)[0] if "." in copy else copy
-        elif notice.names is not None:
-            directory = _directory(target.settings)
-            stem = render_name(str(target.settings["name_template"]), notice.names)
-            copy = None
-        else:
-            raise TransportError(f"the notice about {notice.reference} names no copy", retryable=False)
-        path = posixpath.join(directory, f"{stem}.{notice.kind.value}.json")
+        settings = target.settings
+        path, copy = notice_path(notice, _directory(settings), str(settings["name_template"]))
         data = _json({**notice.to_json(), "file": copy})
         async with self._client(target, secret) as client:
             await asyncio.to_thread(_write, client, path, data)

@@ -9,11 +9,12 @@ Values come from the catalogue, and through it from the SIPREC metadata a PBX se
 
 from __future__ import annotations
 
+import posixpath
 import re
 
-from .transport import NameFields
+from .transport import NameFields, Notice, TransportError
 
-__all__ = ["MAX_NAME", "render_name", "safe_part"]
+__all__ = ["MAX_NAME", "notice_path", "render_name", "safe_part"]
 
 MAX_NAME = 180  # leaves room for ".flac.part", ".erased.json" within the 255 octets most file systems allow
 _UNSAFE = re.compile(r"[^A-Za-z0-9+._-]")
@@ -34,3 +35,17 @@ def render_name(template: str, fields: NameFields) -> str:
         reference = values["reference"]
         name = name[: MAX_NAME - len(reference) - 1].rstrip("._-") + "_" + reference
     return name
+
+
+def notice_path(notice: Notice, directory: str, name_template: str) -> tuple[str, str | None]:
+    """Where a file server gets the notice about a delivered copy: ``<copy's stem>.<event>.json`` beside the
+    copy (its remote path as delivered), else in ``directory`` under the name the template gives the recording;
+    and the copy's file name, if known. ``TransportError`` when the notice names no copy at all."""
+    if notice.copy_path:
+        directory, copy = posixpath.split(notice.copy_path)
+        stem = copy.rsplit(".", 1)[0] if "." in copy else copy
+    elif notice.names is not None:
+        stem, copy = render_name(name_template, notice.names), None
+    else:
+        raise TransportError(f"the notice about {notice.reference} names no copy", retryable=False)
+    return posixpath.join(directory, f"{stem}.{notice.kind.value}.json"), copy

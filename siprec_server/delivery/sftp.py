@@ -42,7 +42,7 @@ import asyncssh
 from storage.delivery_items import DeliveryItem
 from storage.delivery_targets import DeliveryTarget
 
-from .names import render_name
+from .names import notice_path, render_name
 from .transport import Notice, Payload, Receipt, TransportError
 
 __all__ = ["SftpTransport"]
@@ -98,16 +98,8 @@ class SftpTransport:
     async def notify(
         self, target: DeliveryTarget, secret: str, item: DeliveryItem, notice: Notice
     ) -> Receipt:
-        if notice.copy_path:
-            directory, copy = posixpath.split(notice.copy_path)
-            stem = copy.rsplit(".", 1)[0] if "." in copy else copy
-        elif notice.names is not None:
-            directory = str(target.settings["remote_dir"])
-            stem = render_name(str(target.settings["name_template"]), notice.names)
-            copy = None
-        else:
-            raise TransportError(f"the notice about {notice.reference} names no copy", retryable=False)
-        path = posixpath.join(directory, f"{stem}.{notice.kind.value}.json")
+        settings = target.settings
+        path, copy = notice_path(notice, str(settings["remote_dir"]), str(settings["name_template"]))
         document = {**notice.to_json(), "file": copy}
         async with self._session(target, secret) as session:
             size, digest = await _write_json(session.sftp, path, document)
