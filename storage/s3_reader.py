@@ -8,12 +8,11 @@ use a reader from a worker thread, never on the event loop its store runs on.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .s3_errors import BlobStoreError
-from .sealed_format import seek_position
+from .seekable_reader import SeekableReader
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -24,7 +23,7 @@ RangeFetch = Callable[[int, int], bytes]
 """``fetch(start, end)``: octets ``start`` to ``end`` (exclusive) of the object; blocks."""
 
 
-class S3ObjectReader(io.RawIOBase):
+class S3ObjectReader(SeekableReader):
     """Reads an object of known ``size`` through ``fetch``; :class:`~storage.s3_errors.S3Error` when a
     request fails, :class:`~storage.s3_errors.BlobStoreError` when the object is shorter than ``size``."""
 
@@ -43,21 +42,6 @@ class S3ObjectReader(io.RawIOBase):
     @property
     def size(self) -> int:
         return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        self._check_open()
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._check_open()
-        self._position = seek_position(self._position, self._size, offset, whence)
-        return self._position
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         """Fills ``buffer`` up to the end of the object (never short before it)."""
@@ -90,10 +74,6 @@ class S3ObjectReader(io.RawIOBase):
 
     def __repr__(self) -> str:
         return f"S3ObjectReader({self.name!r}, size={self._size})"
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise ValueError("I/O operation on a closed S3ObjectReader")
 
     def _fill(self, wanted: int) -> None:
         start = self._position

@@ -19,9 +19,9 @@ from .sealed_format import (
     Tail,
     aead_for,
     open_chunk,
-    seek_position,
     split_body,
 )
+from .seekable_reader import SeekableReader
 
 if TYPE_CHECKING:
     from _typeshed import StrPath, WriteableBuffer
@@ -98,7 +98,7 @@ def locate_end(fd: Source, aead: AESGCM, header: Header, allow_unfinished: bool)
     raise IntegrityError("the unfinished file is damaged before its last chunk")
 
 
-class SealedReader(io.RawIOBase):
+class SealedReader(SeekableReader):
     """Reads the plaintext of a sealed file (a path, or a seekable file object the caller keeps and closes);
     seekable. :class:`IntegrityError` on any chunk that does not verify, and at opening when the file does not
     end with its final chunk (unless ``allow_unfinished``)."""
@@ -149,21 +149,6 @@ class SealedReader(io.RawIOBase):
         """False for a file its writer never closed (read with ``allow_unfinished``)."""
         return self._finished
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        self._check_open()
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._check_open()
-        self._position = seek_position(self._position, self._size, offset, whence)
-        return self._position
-
     def readinto(self, buffer: WriteableBuffer) -> int:
         """Fills ``buffer`` up to the end of the plaintext (never short before it)."""
         self._check_open()
@@ -186,10 +171,6 @@ class SealedReader(io.RawIOBase):
 
     def __repr__(self) -> str:
         return f"SealedReader({self.name!r}, size={self._size}, finished={self._finished})"
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise ValueError("I/O operation on a closed SealedReader")
 
     def _chunk(self, index: int) -> bytes:
         if index != self._cached_index:
