@@ -853,6 +853,7 @@ class CallManager:
 
     async def _finalise(self, call: Call, why: str) -> None:
         call.ending = True
+        begun = time.monotonic()
         if call.discarded:
             await self._finalise_discarded(call, why)
             return
@@ -914,6 +915,10 @@ class CallManager:
             # The row stays 'recording': crash recovery finishes it at the next start, from the file as it is.
             log.exception("call %s: could not finish catalogue row %s", call.call_id, call.reference)
             status = RecordingStatus.FAILED
+        else:
+            self._metrics.finalise_seconds.observe(time.monotonic() - begun)
+            if stored is not None:
+                self._metrics.recorded_bytes.inc(stored.size_bytes)
         if status is RecordingStatus.FAILED and call.decision is not None and call.decision.record:
             self._metrics.recording_promises_broken.labels("recording").inc()
         elif self._lifecycle is not None and status is not RecordingStatus.FAILED:

@@ -261,7 +261,25 @@ class Metrics:
             "hangtar_event_loop_lag_last_seconds", "Most recent event-loop lag sample", registry=self.registry
         )
         self.draining = Gauge(
-            "hangtar_draining", "1 while the server refuses new calls during shutdown", registry=self.registry
+            "hangtar_draining",
+            "1 while the node refuses new calls (hangtar drain, or SIGTERM during shutdown)",
+            registry=self.registry,
+        )
+        self.max_calls = Gauge(
+            "hangtar_max_calls",
+            "Concurrent recordings this node accepts ([recording] max_calls); beyond it INVITEs get 503",
+            registry=self.registry,
+        )
+        self.finalise_seconds = Histogram(
+            "hangtar_finalise_seconds",
+            "From a call's end to its catalogue row finished: media closed, file read back and hashed, row written",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
+        self.recorded_bytes = PromCounter(
+            "hangtar_recorded_bytes",
+            "Bytes of the recording files this node finished, as stored (encrypted)",
+            registry=self.registry,
         )
         # -- output formats (siprec_server.transcoder) --
         self.transcode_backlog = Gauge(

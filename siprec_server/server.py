@@ -154,6 +154,14 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
             "hangtar_active_streams", "RTP streams being recorded", lambda: manager.active_streams
         )
         metrics.watch_gauge("hangtar_rtp_ports_free", "Free RTP/RTCP port pairs", lambda: manager.free_ports)
+        metrics.max_calls.set(config.max_calls)
+        if tls is not None:
+            expiry = tls.not_after.timestamp()
+            metrics.watch_gauge(
+                "hangtar_tls_certificate_expiry_timestamp_seconds",
+                "When the SIP TLS certificate expires (Unix time of its notAfter)",
+                lambda: expiry,
+            )
         _watch_media_path(metrics)
 
         async def health() -> dict[str, Any]:

@@ -59,6 +59,7 @@ class TlsSetup:
     key: Path
     fingerprint: str  # SHA-256 of the leaf certificate (DER), colon-separated hex
     self_signed: bool
+    not_after: datetime  # when the leaf certificate expires (UTC)
 
 
 def load_tls(config: Config, *, now: datetime) -> TlsSetup:
@@ -90,6 +91,7 @@ def load_tls(config: Config, *, now: datetime) -> TlsSetup:
         key=key,
         fingerprint=fingerprint(pem),
         self_signed=self_signed,
+        not_after=leaf.not_valid_after_utc,
     )
     kind = "self-signed certificate" if self_signed else "certificate"
     log.info("SIP over TLS uses the %s %s (SHA-256 %s)", kind, certificate, setup.fingerprint)

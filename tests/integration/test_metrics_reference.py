@@ -91,6 +91,11 @@ def value(exported: dict[str, Exported], name: str, **labels: str) -> float:
     )
 
 
+def exported_sample(exported: dict[str, Exported], family: str, sample: str) -> float:
+    """One sample of a family by its own name (a histogram's ``_count``)."""
+    return sum(v for name, _, v in exported[family].samples if name == sample)
+
+
 def check_against_reference(exported: dict[str, Exported], reference: dict[str, Documented]) -> None:
     required = {name for name, doc in reference.items() if not doc.conditional}
     assert required <= exported.keys(), f"documented but not exported: {sorted(required - exported.keys())}"
@@ -181,6 +186,9 @@ def test_every_documented_metric_is_exported_during_and_after_a_call(
     assert value(during, "hangtar_sip_responses_total", method="other", code="405") >= 1
     assert value(during, "hangtar_build_info") == 1
     assert value(during, "process_cpu_seconds_total") > 0
+    assert value(during, "hangtar_max_calls") == 1000  # the default [recording] max_calls
+    # The test server's self-signed certificate: valid for a while yet.
+    assert value(during, "hangtar_tls_certificate_expiry_timestamp_seconds") > time.time() + 30 * 86400
 
     stdout, stderr = call_in_progress.communicate(timeout=60)
     assert call_in_progress.returncode == 0, f"pjsua2 SRC failed:\n{stdout}\n{stderr}"
@@ -194,4 +202,7 @@ def test_every_documented_metric_is_exported_during_and_after_a_call(
     assert value(after, "hangtar_active_calls") == 0 and value(after, "hangtar_active_streams") == 0
     # 6 s of 20 ms packets on two streams, folded into the totals when the call ended
     assert value(after, "hangtar_rtp_packets_total") >= 2 * 290
+    finalised = exported_sample(after, "hangtar_finalise_seconds", "hangtar_finalise_seconds_count")
+    assert finalised == 1
+    assert value(after, "hangtar_recorded_bytes_total") > 10_000  # 6 s of stereo FLAC, encrypted
     assert value(after, "hangtar_rtp_lost_total") == 0
