@@ -15,12 +15,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from storage.sweeper import SweepReport
 
 __all__ = ["SIP_METHODS", "Metrics", "RtpTotals"]
 
@@ -281,6 +284,34 @@ class Metrics:
             "Bytes of the recording files this node finished, as stored (encrypted)",
             registry=self.registry,
         )
+        # -- the GDPR lifecycle (storage.sweeper, storage.lifecycle_counts) --
+        self.retention_deleted = PromCounter(
+            "hangtar_retention_deleted",
+            "Recordings this node's retention sweeps deleted because their retention period had ended",
+            registry=self.registry,
+        )
+        self.retention_failed = PromCounter(
+            "hangtar_retention_failed",
+            "Recordings due for deletion that a sweep of this node could not delete (the next pass retries)",
+            registry=self.registry,
+        )
+        self.retention_held = Gauge(
+            "hangtar_retention_held",
+            "Recordings due for deletion but kept by a legal hold, at this node's last sweep",
+            registry=self.registry,
+        )
+        self.legal_holds = Gauge(
+            "hangtar_legal_holds",
+            "Legal holds in force over every tenant (state: all, or release_requested awaiting a second person)",
+            ["state"],
+            registry=self.registry,
+        )
+        self.access_requests = Gauge(
+            "hangtar_access_requests",
+            "Access requests not yet answered over every tenant (state: open, or overdue past their deadline)",
+            ["state"],
+            registry=self.registry,
+        )
         # -- output formats (siprec_server.transcoder) --
         self.transcode_backlog = Gauge(
             "hangtar_transcode_backlog",
@@ -300,6 +331,12 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
             registry=self.registry,
         )
+
+    def count_sweep(self, report: SweepReport) -> None:
+        """A retention sweep's pass (storage.sweeper.Sweeper.run_periodically)."""
+        self.retention_deleted.inc(report.deleted)
+        self.retention_failed.inc(report.failed)
+        self.retention_held.set(report.held)
 
     def watch_sip(self, counters: Callable[[], Counter[tuple[str, ...]]]) -> None:
         self.registry.register(_SipCollector(counters))

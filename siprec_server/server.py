@@ -33,6 +33,7 @@ from storage.delivery_targets import TargetKind, TargetStore
 from storage.erasure import ErasureService
 from storage.errors import KeyUnavailableError, StorageError
 from storage.keyfile import KeyFileProvider
+from storage.lifecycle_counts import lifecycle_counts
 from storage.nodes import NodeRegistry
 from storage.numbers_backfill import backfill_numbers
 from storage.policies import PolicyStore
@@ -71,6 +72,7 @@ log = logging.getLogger(__name__)
 
 _LAG_INTERVAL = 0.25
 _MEDIA_CHECK_INTERVAL = 1.0
+_LIFECYCLE_COUNT_INTERVAL = 60.0
 
 
 def product_version() -> str:
@@ -201,8 +203,13 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
             loop.create_task(_heartbeat(nodes, config, manager)),
         ]
         sweeping = asyncio.Event()
+        background.append(loop.create_task(_count_lifecycle(storage.pool, metrics)))
         if config.sweep_interval:
-            background.append(loop.create_task(sweeper.run_periodically(config.sweep_interval, sweeping)))
+            background.append(
+                loop.create_task(
+                    sweeper.run_periodically(config.sweep_interval, sweeping, on_report=metrics.count_sweep)
+                )
+            )
         if config.delivery_interval:
             # Deliveries to tenants' SFTP servers: one pass at a time per node, items claimed with SKIP LOCKED.
             delivery = await _delivery_worker(
@@ -347,6 +354,22 @@ async def _watch_loop_lag(metrics: Metrics) -> None:
         lag = max(0.0, time.monotonic() - start - _LAG_INTERVAL)
         metrics.event_loop_lag.observe(lag)
         metrics.event_loop_lag_last.set(lag)
+
+
+async def _count_lifecycle(pool: Any, metrics: Metrics) -> None:
+    """Holds in force and access requests unanswered or overdue, over every tenant, every minute. A database
+    outage is logged and the next count tries again."""
+    while True:
+        try:
+            counts = await lifecycle_counts(pool, _now())
+        except StorageError as exc:
+            log.warning("holds and access requests not counted: %s", exc)
+        else:
+            metrics.legal_holds.labels("all").set(counts.holds)
+            metrics.legal_holds.labels("release_requested").set(counts.holds_release_requested)
+            metrics.access_requests.labels("open").set(counts.requests_open)
+            metrics.access_requests.labels("overdue").set(counts.requests_overdue)
+        await asyncio.sleep(_LIFECYCLE_COUNT_INTERVAL)
 
 
 async def _heartbeat(nodes: NodeRegistry, config: Config, manager: CallManager) -> None:

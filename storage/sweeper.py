@@ -156,9 +156,15 @@ class Sweeper:
             )
         return report
 
-    async def run_periodically(self, interval: float, stop_event: asyncio.Event) -> None:
-        """Sweep at the injected clock's time every ``interval`` seconds until ``stop_event`` is set. A failed
-        pass is logged and the next one runs on schedule."""
+    async def run_periodically(
+        self,
+        interval: float,
+        stop_event: asyncio.Event,
+        on_report: Callable[[SweepReport], None] | None = None,
+    ) -> None:
+        """Sweep at the injected clock's time every ``interval`` seconds until ``stop_event`` is set, handing
+        each pass's report to ``on_report`` (the server's metrics). A failed pass is logged and the next one
+        runs on schedule."""
         if interval <= 0:
             raise ValueError("the sweep interval must be positive")
         while not stop_event.is_set():
@@ -167,6 +173,8 @@ class Sweeper:
             except Exception:
                 log.exception("retention sweep failed; retrying in %.0f s", interval)
             else:
+                if on_report is not None:
+                    on_report(report)
                 if report.deleted or report.failed:
                     log.info(
                         "retention sweep deleted %d recording(s), %d held, %d failed",

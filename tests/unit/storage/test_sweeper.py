@@ -228,9 +228,11 @@ async def test_the_periodic_sweep_survives_a_failed_pass_and_stops_when_told(
                 stop.set()
 
     flaky = Flaky(pool, blobs, audit=AuditLog(clock=clock), clock=clock, node="node-a")
+    reports: list[SweepReport] = []
     with caplog.at_level(logging.ERROR, logger="storage.sweeper"):
-        await asyncio.wait_for(flaky.run_periodically(0.001, stop), timeout=30)
+        await asyncio.wait_for(flaky.run_periodically(0.001, stop, on_report=reports.append), timeout=30)
     assert passes == [clock.now, clock.now]
+    assert [(r.deleted, r.failed, r.held) for r in reports] == [(1, 0, 0)]  # the failed pass reports nothing
     assert "connection reset" in caplog.text
     assert await row(pool, call.id) is None
     with pytest.raises(ValueError, match="positive"):
