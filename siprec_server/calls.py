@@ -873,6 +873,9 @@ class CallManager:
             if not self._calls:
                 self._idle.set()
         self._finished_totals.add(RtpTotals.of(result.streams))
+        for stream in result.streams:
+            if stream.packets:
+                self._metrics.stream_jitter.observe(stream.jitter_ms / 1000)
         status = RecordingStatus.FAILED if failed else recording_status(call.answer, result)
         path = existing_file(call.path)
         stored: StoredFile | None = None

@@ -279,6 +279,12 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=self.registry,
         )
+        self.stream_jitter = Histogram(
+            "hangtar_stream_jitter_seconds",
+            "RFC 3550 interarrival jitter of each finished stream that received packets",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32),
+            registry=self.registry,
+        )
         self.recorded_bytes = PromCounter(
             "hangtar_recorded_bytes",
             "Bytes of the recording files this node finished, as stored (encrypted)",

@@ -204,5 +204,7 @@ def test_every_documented_metric_is_exported_during_and_after_a_call(
     assert value(after, "hangtar_rtp_packets_total") >= 2 * 290
     finalised = exported_sample(after, "hangtar_finalise_seconds", "hangtar_finalise_seconds_count")
     assert finalised == 1
+    # both streams' jitter, on loopback under a millisecond or so
+    assert exported_sample(after, "hangtar_stream_jitter_seconds", "hangtar_stream_jitter_seconds_count") == 2
     assert value(after, "hangtar_recorded_bytes_total") > 10_000  # 6 s of stereo FLAC, encrypted
     assert value(after, "hangtar_rtp_lost_total") == 0
