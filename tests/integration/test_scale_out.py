@@ -29,6 +29,7 @@ from .sip_probe import UdpProbe, request, status_of
 pytestmark = pytest.mark.integration
 
 CALLS = 40
+AUDIO_ON_DISK = 64 * 1024  # octets of a sealed recording file: about 3 s of two-tone stereo FLAC
 
 
 @dataclass
@@ -159,10 +160,13 @@ def test_two_nodes_behind_kamailio(site: Site) -> None:
     # 3. kill -9 of n2 mid-call (n1 still drained, so the calls are n2's): restarted, it recovers them.
     calls = site.load("killed", "--calls", "4", "--hold", "60")
     try:
-        sql = "SELECT id FROM recordings WHERE node = 'n2' AND status = 'recording'"
+        sql = "SELECT id, file_path FROM recordings WHERE node = 'n2' AND status = 'recording'"
         live = wait_until("four calls recording on n2", lambda: len(rows := site.rows(sql)) == 4 and rows, 60)
-        # Past the start's wait for RTCP alignment (sync_wait, 4 s), then a few seconds of audio on disk.
-        time.sleep(10)
+        # Kill once every file holds a few seconds of encrypted audio (past the start's wait for RTCP alignment).
+        files = [Path(r["file_path"]) for r in live]
+        wait_until(
+            "audio on disk", lambda: all(f.exists() and f.stat().st_size > AUDIO_ON_DISK for f in files), 60
+        )
         site.nodes["n2"].kill()
     finally:
         calls.kill()
