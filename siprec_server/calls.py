@@ -86,6 +86,7 @@ from .siprec import (
 from .transcoder import TranscodePool
 from .transport import SipDriver
 from .unrecorded import UnrecordedCalls
+from .uploader import Uploader
 
 __all__ = ["CallManager"]
 
@@ -111,6 +112,8 @@ class CallManager:
         policies: PolicyBook | None = None,  # None: every call recorded (no lifecycle: tests of the SIP side)
         lifecycle: CallLifecycle | None = None,
         crypto: RecordingCrypto | None = None,  # encryption at rest from the first byte; None: plain files
+        uploader: Uploader
+        | None = None,  # the object store: finished files go there; None: they stay on disk
     ) -> None:
         self._config = config
         self._catalogue = catalogue
@@ -127,6 +130,7 @@ class CallManager:
             else CallConsent(lifecycle=lifecycle, metrics=metrics, store_digits=config.store_dtmf_digits)
         )
         self._crypto = crypto
+        self._uploader = uploader
         self._data_keys: dict[UUID, bytes] = {}  # of the calls being recorded, sealed
         self._unrecorded = UnrecordedCalls(advertised_host=config.advertised_host, codecs=DECODABLE)
         self._driver: SipDriver | None = None
@@ -913,6 +917,8 @@ class CallManager:
                 pauses=[PauseRecord(start=start, end=end) for start, end in result.pauses],
                 expires_at=expires_at(call.decision, call.started_at, ended_at),
                 encryption=stored.encryption if stored else None,
+                # Fail closed: the outcome waits ('uploading') until the object store confirms the file.
+                upload=self._uploader is not None and stored is not None,
             )
         except Exception:
             # The row stays 'recording': crash recovery finishes it at the next start, from the file as it is.
@@ -942,6 +948,8 @@ class CallManager:
                 discarded = None
             if discarded is not None:
                 path = None  # nothing left to transcode
+        if self._uploader is not None and stored is not None:
+            self._uploader.wake()
         # Output formats: the finished recording's rendition job. The format is per recording (the configured
         # default until a policy picks one); FAILED here means the row could not be finished.
         if self._transcoder is not None and path is not None and status is not RecordingStatus.FAILED:

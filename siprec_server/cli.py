@@ -231,7 +231,7 @@ async def _snapshot(dsn: str, recording: Recording) -> int:
 
 
 def _export(recording: Recording, output: Path, source: _Source, *, mono: bool = False) -> int:
-    if not recording.file_path or not Path(recording.file_path).is_file():
+    if not recording.file_path or not source.blobs.exists(recording.file_path):
         print(
             f"hangtar: recording {recording.reference} has no audio ({recording.status.value})",
             file=sys.stderr,
@@ -283,7 +283,7 @@ def _export_as(
             file=sys.stderr,
         )
         return EXIT_NOT_FOUND
-    if not recording.file_path or not Path(recording.file_path).is_file():
+    if not recording.file_path or not source.blobs.exists(recording.file_path):
         print(
             f"hangtar: recording {recording.reference} has no audio ({recording.status.value})",
             file=sys.stderr,
@@ -314,7 +314,7 @@ def _export_as(
 def _verified_copy(source: _Source, path: str, sha256: str | None, target: Path, what: str) -> str | None:
     """Copy the plaintext of ``path`` (decrypted when the recording is encrypted) to ``target`` if its SHA-256
     is the catalogue's, and return that; complain and leave nothing if not."""
-    if not Path(path).is_file():
+    if not source.blobs.exists(path):
         print(f"hangtar: {what} {path} is missing", file=sys.stderr)
         return None
     partial = target.with_name(target.name + ".copy.part")

@@ -76,8 +76,22 @@ async def run(args: argparse.Namespace, config: Config) -> int | None:
 
             crypto = RecordingCrypto.from_config(config, storage.pool)
             sealer = Sealer(crypto, journal=config.data_dir / "sealing", registry=CollectorRegistry())
-            finished = await recover_unfinished(storage.catalogue, storage.blobs, sealer, node=node)
+            objects = storage.objects
+            finished = await recover_unfinished(
+                storage.catalogue, storage.blobs, sealer, node=node, upload=objects is not None
+            )
             print(f"node {node}: {finished} recording(s) finished as interrupted")
+            if objects is not None:
+                # Its finished recordings waiting for the object store (files on the shared disk).
+                from .uploader import Uploader
+
+                report = await Uploader(storage.pool, objects, storage.blobs, node=node).run_once()
+                print(
+                    f"node {node}: {report.uploaded} recording(s) uploaded to the object store"
+                    + (f", {report.failed} failed (try again)" if report.failed else "")
+                )
+                if report.failed:
+                    return EXIT_FAILURE
             return EXIT_OK
     except StorageError as exc:
         return fail(str(exc), EXIT_FAILURE)

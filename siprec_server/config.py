@@ -21,6 +21,9 @@ TOML layout (all keys optional)::
     [storage]   key_file              # tenant key-encryption keys; empty: <data_dir>/keys/keys.json
                 recordings_dir        # recording files; empty: <data_dir>/recordings (several nodes: one
                                       # shared file system, mounted at the same path on every node)
+    [s3]        bucket = ""           # empty: recordings stay on disk; set: uploaded to this S3 bucket on finalise
+                endpoint = "", region = "us-east-1", access_key_id, secret_access_key, prefix = "",
+                path_style = false, ca_bundle = ""   # see docs/storage-s3.md
     [retention] sweep_interval = 300  # seconds between retention sweeps on this node (0: never)
     [delivery]  interval = 60         # seconds between delivery passes (SFTP, CRM) on this node (0: never)
     [node]      name = ""             # this node in a shared catalogue; empty: the host name
@@ -42,6 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from storage.s3_config import S3Settings
 
 __all__ = ["SRTP_POLICIES", "Config", "ConfigError", "load_config"]
 
@@ -102,6 +107,15 @@ class Config:
     # -- several nodes on one catalogue (storage.nodes) --
     node_name: str = ""
     node_heartbeat: float = 10.0
+    # -- S3-compatible object store (storage.s3_store); no bucket: recordings stay on disk --
+    s3_bucket: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_prefix: str = ""
+    s3_path_style: bool = False
+    s3_ca_bundle: str = ""
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -122,6 +136,22 @@ class Config:
     def node(self) -> str:
         """This node's name in the catalogue: configured, else the host name up to its first dot."""
         return self.node_name or _host_label()
+
+    @property
+    def s3(self) -> S3Settings | None:
+        """The object store's settings, None when no bucket is configured."""
+        if not self.s3_bucket:
+            return None
+        return S3Settings(
+            endpoint_url=self.s3_endpoint or None,
+            bucket=self.s3_bucket,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=self.s3_secret_access_key,
+            region=self.s3_region,
+            prefix=self.s3_prefix,
+            path_style=self.s3_path_style,
+            ca_bundle=self.s3_ca_bundle or None,
+        )
 
     @property
     def recordings_dir(self) -> Path:
@@ -185,6 +215,14 @@ _KEYS: dict[tuple[str, str], str] = {
     ("delivery", "interval"): "delivery_interval",
     ("node", "name"): "node_name",
     ("node", "heartbeat"): "node_heartbeat",
+    ("s3", "bucket"): "s3_bucket",
+    ("s3", "endpoint"): "s3_endpoint",
+    ("s3", "region"): "s3_region",
+    ("s3", "access_key_id"): "s3_access_key_id",
+    ("s3", "secret_access_key"): "s3_secret_access_key",
+    ("s3", "prefix"): "s3_prefix",
+    ("s3", "path_style"): "s3_path_style",
+    ("s3", "ca_bundle"): "s3_ca_bundle",
 }
 
 
@@ -327,6 +365,10 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"node name {config.node_name!r}: use letters, digits, '.', '_' or '-' (1-63)")
     if not 1 <= config.node_heartbeat <= 300:
         raise ConfigError("node heartbeat must be between 1 and 300 seconds")
+    try:
+        config.s3  # noqa: B018 (validates the [s3] settings)
+    except ValueError as exc:
+        raise ConfigError(f"[s3]: {exc}") from None
     for name in ("reorder_window", "no_media_timeout", "shutdown_grace"):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name.replace('_', ' ')} must not be negative")

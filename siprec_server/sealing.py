@@ -52,6 +52,7 @@ from storage.sealed import (
     finish_unfinished,
     is_sealed,
     open_plain,
+    open_plain_file,
     patch_sealed,
 )
 
@@ -187,18 +188,30 @@ def plain_stored_file(path: Path) -> StoredFile:
 def open_stored(blobs: FileBlobStore, path: str | Path, data_key: bytes | None) -> BinaryIO:
     """The plaintext of a file under the recordings directory, to use as a context manager: decrypted with
     ``data_key`` (``IntegrityError`` on any damage), or as it lies with ``None`` (recordings made before
-    encryption). ``ValueError`` for a path outside the directory. Blocking."""
-    return open_plain(blobs.resolve(path), data_key)
+    encryption). A file that is not on disk is read from the object store, when there is one.
+    ``ValueError`` for a path outside the directory. Blocking."""
+    resolved = blobs.resolve(path)
+    try:
+        return open_plain(resolved, data_key)
+    except FileNotFoundError:
+        if blobs.remote is None:
+            raise
+    return open_plain_file(blobs.open_read(resolved), data_key)
 
 
-def file_access(data_key: bytes) -> FileAccess:
+def file_access(data_key: bytes | None, blobs: FileBlobStore | None = None) -> FileAccess:
     """How :func:`media.transcode.transcode` reads a sealed master and writes a sealed rendition, with the
-    recording's data key (the same container, so one key destruction erases both)."""
+    recording's data key (the same container, so one key destruction erases both); ``None`` for a plain
+    recording. With ``blobs``, a master no longer on this node's disk is read from the object store."""
 
     def open_read(path: Path) -> BinaryIO:
+        if blobs is not None and not path.is_file():
+            return open_stored(blobs, path, data_key)
         return open_plain(path, data_key)
 
     def open_write(path: Path) -> BinaryIO:
+        if data_key is None:
+            return path.open("w+b")
         # SealedWriter is a binary file object to libsndfile and FFmpeg (write, seek, tell, close).
         return cast(BinaryIO, SealedWriter(path, data_key))
 

@@ -65,6 +65,7 @@ from .sip import SipEndpoint
 from .tls import TlsSetup, client_context, load_tls
 from .transcoder import TranscodePool, encode_settings
 from .transport import SipDriver
+from .uploader import S3Metrics, Uploader
 
 __all__ = ["run_server"]
 
@@ -90,7 +91,9 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
 
     _raise_file_limit(config)
     metrics = Metrics()
-    async with open_storage(config) as storage:
+    s3_metrics = None if config.s3 is None else S3Metrics(metrics.registry)
+    observe_s3 = None if s3_metrics is None else s3_metrics.observer()
+    async with open_storage(config, observe_s3=observe_s3) as storage:
         # Encryption at rest: each recording written encrypted under its own data key from its first byte; the
         # sealer only encrypts plain files an earlier version left unfinished.
         crypto = RecordingCrypto.from_config(config, storage.pool)
@@ -99,7 +102,15 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
         nodes = NodeRegistry(storage.pool, clock=_now)
         sip_address = f"{config.advertised_host}:{config.sip_port}"
         await nodes.register(config.node, version=product_version(), sip_address=sip_address)
-        await recover_unfinished(storage.catalogue, storage.blobs, sealer, node=config.node)
+        await recover_unfinished(
+            storage.catalogue, storage.blobs, sealer, node=config.node, upload=storage.objects is not None
+        )
+        # The object store: finished recordings uploaded (and confirmed) before they count as complete.
+        uploader = (
+            None
+            if storage.objects is None
+            else Uploader(storage.pool, storage.objects, storage.blobs, node=config.node, metrics=s3_metrics)
+        )
         # Recordings catalogued before number keys existed: filled in once, so a subject search finds them.
         filled = await backfill_numbers(storage.pool)
         if filled:
@@ -136,6 +147,7 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
             policies=policies,
             lifecycle=lifecycle,
             crypto=crypto,
+            uploader=uploader,
         )
         driver = SipDriver(endpoint, manager.on_event)
         manager.attach(driver)
@@ -202,6 +214,8 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
             loop.create_task(_check_media(manager)),
             loop.create_task(_heartbeat(nodes, config, manager)),
         ]
+        if uploader is not None:
+            background.append(loop.create_task(uploader.run()))
         sweeping = asyncio.Event()
         background.append(loop.create_task(_count_lifecycle(storage.pool, metrics)))
         if config.sweep_interval:
@@ -238,7 +252,12 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
 
 
 async def recover_unfinished(
-    catalogue: Catalogue, blobs: FileBlobStore, sealer: Sealer | None = None, *, node: str | None = None
+    catalogue: Catalogue,
+    blobs: FileBlobStore,
+    sealer: Sealer | None = None,
+    *,
+    node: str | None = None,
+    upload: bool = False,
 ) -> int:
     """Rows left 'recording' by a process that died: keep the audio written so far as 'interrupted'. With
     ``node``, that node's rows only (and rows from before nodes were named): never a call another node is still
@@ -247,7 +266,8 @@ async def recover_unfinished(
     A file written encrypted is finished with its data key: the audio up to the writer's last flush (one that
     holds nothing is removed). A plain file, which only an earlier version wrote, is encrypted by ``sealer``
     (None: kept plain), and then the plaintexts a crash left between the catalogue naming a sealed file and
-    their removal go. A recording whose key cannot be had now stays 'recording', for the next start."""
+    their removal go. A recording whose key cannot be had now stays 'recording', for the next start. With
+    ``upload`` (an object store), a recovered file waits as 'uploading' like any finished one."""
     finished = 0
     for recording in await catalogue.unfinished(node):
         path = existing_file(recording.file_path)
@@ -289,6 +309,7 @@ async def recover_unfinished(
             size_bytes=stored.size_bytes if stored else None,
             sha256=stored.sha256 if stored else None,
             encryption=stored.encryption if stored else None,
+            upload=upload and stored is not None,
         )
         if stored is not None and sealer is not None:
             await sealer.discard_plaintext(recording.id, stored)

@@ -266,7 +266,8 @@ class TranscodePool:
             result, seconds = await asyncio.get_running_loop().run_in_executor(
                 executor,
                 _encode_job,
-                job.source_path,
+                # A master still on this node's disk: the object store's uploader waits for renditions.
+                str(self._blobs.resolve(job.source_path)),
                 job.source_sha256,
                 str(target),
                 fmt,

@@ -4,6 +4,11 @@ Layout: `<root>/YYYY/MM/DD/<recording uuid>.<ext>`. The media layer writes a rec
 this store hands out; the store then hashes, measures and serves it. Every method takes a path inside the
 root (absolute, or relative to the root) and refuses any other, so a path read from the catalogue can never
 reach outside the recordings directory. All methods block: run them in a thread from async code.
+
+With an object store (``remote``), the local directory holds what is being recorded or waits for its upload,
+and the object store the rest, under the same relative name (:meth:`FileBlobStore.key_for`): the readers here
+read the local file while there is one and the object otherwise, so every service reads a recording the same
+way wherever it lies.
 """
 
 from __future__ import annotations
@@ -12,22 +17,51 @@ import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from uuid import UUID
 
-__all__ = ["FileBlobStore"]
+__all__ = ["FileBlobStore", "RemoteObjects"]
 
 _EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 _CHUNK = 1 << 20
 
 
+class RemoteObjects(Protocol):
+    """The object store as the blob store reads it (:class:`storage.s3_store.S3Store`); both methods block."""
+
+    def open_object(self, key: str) -> BinaryIO:
+        """A seekable reader over the object; ``FileNotFoundError`` when there is none."""
+        ...
+
+    def object_size(self, key: str) -> int | None:
+        """The object's size; None when there is none."""
+        ...
+
+
 class FileBlobStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, remote: RemoteObjects | None = None) -> None:
         self._root = Path(root).absolute()
+        self._remote = remote
 
     @property
     def root(self) -> Path:
         return self._root
+
+    @property
+    def remote(self) -> RemoteObjects | None:
+        return self._remote
+
+    def key_for(self, path: Path | str) -> str:
+        """The name of ``path`` relative to the root (``2026/11/29/<uuid>.flac.sealed``): its object key, and
+        what the catalogue names once the file has left this node's disk."""
+        return self.resolve(path).relative_to(self._root.resolve()).as_posix()
+
+    def exists(self, path: Path | str) -> bool:
+        """Whether the file is on disk or, failing that, in the object store."""
+        resolved = self.resolve(path)
+        if resolved.is_file():
+            return True
+        return self._remote is not None and self._remote.object_size(self.key_for(resolved)) is not None
 
     def path_for(self, recording_id: UUID, started_at: datetime, ext: str) -> Path:
         """Where the recording's file goes; its day directory is created."""
@@ -50,10 +84,27 @@ class FileBlobStore:
         return digest.hexdigest()
 
     def size(self, path: Path | str) -> int:
-        return self.resolve(path).stat().st_size
+        resolved = self.resolve(path)
+        try:
+            return resolved.stat().st_size
+        except FileNotFoundError:
+            if self._remote is None:
+                raise
+            size = self._remote.object_size(self.key_for(resolved))
+            if size is None:
+                raise
+            return size
 
     def open_read(self, path: Path | str) -> BinaryIO:
-        return self.resolve(path).open("rb")
+        """The file on disk, else its object (a seekable reader that fetches ranges); ``FileNotFoundError``
+        when neither exists."""
+        resolved = self.resolve(path)
+        try:
+            return resolved.open("rb")
+        except FileNotFoundError:
+            if self._remote is None:
+                raise
+            return self._remote.open_object(self.key_for(resolved))
 
     def remove(self, path: Path | str) -> int:
         """Delete the file; the bytes it freed, 0 when it was already gone (an earlier attempt removed it)."""

@@ -228,7 +228,7 @@ def _add_recording(
                 )
             rendition_entries.append((rendition, entry))
     metadata = recording.to_json(detailed=True)
-    for internal in ("file_path", "created_at", "updated_at", "encrypted"):
+    for internal in ("file_path", "created_at", "updated_at", "encrypted", "object_key"):
         metadata.pop(internal, None)
     metadata.update(
         audio_file=None if audio_entry is None else audio_entry.path,

@@ -35,7 +35,7 @@ _COLUMNS = """
     duration_seconds, participants, streams, channels, sample_rate, file_path, format, size_bytes, sha256,
     raw_metadata, metadata_history, source_address, created_at, updated_at, conversation_id, duplicate_of,
     pauses, call_facts, tenant_id, policy_id, basis, statute, purpose, retention_class_id, expires_at,
-    consent_state, numbers, encryption, node,
+    consent_state, numbers, encryption, node, object_key, pending_status,
     (SELECT code FROM retention_classes c WHERE c.id = recordings.retention_class_id) AS retention_class
 """
 
@@ -77,7 +77,8 @@ _UPDATE_METADATA = f"""
 
 _FINISH = f"""
     UPDATE recordings SET
-        status = $2, ended_at = $3, media_started_at = $4, duration_seconds = $5, streams = $6,
+        status = CASE WHEN $16 THEN 'uploading' ELSE $2 END, pending_status = CASE WHEN $16 THEN $2 END,
+        ended_at = $3, media_started_at = $4, duration_seconds = $5, streams = $6,
         file_path = $7, format = $8, size_bytes = $9, sha256 = $10,
         channels = COALESCE($11, channels), sample_rate = COALESCE($12, sample_rate),
         pauses = COALESCE($13::jsonb, pauses), expires_at = COALESCE($14, expires_at),
@@ -199,9 +200,12 @@ class Catalogue:
         pauses: Sequence[PauseRecord] | None = None,
         expires_at: datetime | None = None,
         encryption: str | None = None,
+        upload: bool = False,
     ) -> Recording:
         """Record how the recording ended; channels, sample rate, pauses, expiry and the file's encryption
-        (``storage.sealed.SEALED_FORMAT``) change only when given."""
+        (``storage.sealed.SEALED_FORMAT``) change only when given. ``upload``: its file still has to reach the
+        object store, so the row waits in status 'uploading' with ``status`` as its pending outcome
+        (:class:`storage.object_uploads.ObjectUploads` confirms it)."""
         if RecordingStatus(status) is RecordingStatus.RECORDING:
             raise ValueError("finish() needs a final status")
         with translated("finish a recording"):
@@ -222,6 +226,7 @@ class Catalogue:
                 None if pauses is None else [pause.to_json() for pause in pauses],
                 expires_at,
                 encryption,
+                upload,
             )
         return _found(row, recording_id)
 
@@ -323,6 +328,10 @@ def recording_from_row(row: Mapping[str, Any]) -> Recording:
             expires_at=row["expires_at"],
             consent_state=row["consent_state"],
             numbers=row["numbers"],
+            object_key=row.get("object_key"),
+            pending_status=None
+            if row.get("pending_status") is None
+            else RecordingStatus(row["pending_status"]),
             encryption=row["encryption"],
             node=row.get("node"),
         )

@@ -8,7 +8,8 @@ Inside the caller's transaction (in a savepoint of it), with the recording's row
    backup included, is unreadable);
 3. deletes the renditions' rows and the recording's row — the hold trigger refuses a held recording here
    (:class:`UnderHoldError`), consent proofs go with the row;
-4. removes the files: the recording's file, every rendition and any replaced master still on disk;
+4. removes the files: the recording's file, every rendition and any replaced master still on disk, and queues
+   their objects in the object store for deletion (:mod:`storage.object_uploads`), deleted after the commit;
 5. writes a disposal row (no personal data: ids, class code, reason, counts) and an ``erased`` event in the
    outbox for recipients of copies (GDPR Art. 19).
 
@@ -34,6 +35,7 @@ from .blobs import FileBlobStore
 from .errors import CatalogueError, NotFoundError, UnderHoldError, translated
 from .lifecycle_rows import RecordingFacts
 from .models import format_timestamp
+from .object_uploads import queue_object_deletions
 
 __all__ = ["Disposal", "DisposalReason", "dispose", "files_inside"]
 
@@ -112,6 +114,9 @@ async def dispose(
         paths = files_inside(blobs, [path for path in named if path])
         with translated("destroy a recording's key"):
             await conn.execute(_DESTROY_KEY, facts.id, now)
+        # Its objects in the store are deleted after this commits: unreadable from here on, the key is gone.
+        objects = await queue_object_deletions(conn, facts.id, now)
+        with translated("delete a recording's renditions"):
             await conn.execute(_DELETE_RENDITIONS, facts.id)
         with translated("delete a recording"):
             try:
@@ -126,6 +131,7 @@ async def dispose(
             files, size = await asyncio.to_thread(_remove, blobs, paths)
         except OSError as exc:
             raise CatalogueError(f"cannot remove the files of {facts.reference}: {exc}") from exc
+        files += objects
         class_code = None if facts.retention_class is None else facts.retention_class.code
         with translated("log a disposal"):
             await conn.execute(

@@ -29,6 +29,7 @@ __all__ = [
 
 class RecordingStatus(enum.StrEnum):
     RECORDING = "recording"  # INVITE accepted; the only unfinished state
+    UPLOADING = "uploading"  # finished, its outcome waiting until the object store confirms its file
     COMPLETE = "complete"  # every answered stream delivered media
     NO_MEDIA = "no_media"  # the session ended without a single RTP packet
     ONE_WAY = "one_way"  # some streams delivered media, others none
@@ -341,6 +342,8 @@ class Recording:
     numbers: Sequence[str] = ()
     encryption: str | None = None
     node: str | None = None
+    object_key: str | None = None  # the object store's copy, once confirmed; None: the file on disk only
+    pending_status: RecordingStatus | None = None  # while 'uploading': the outcome it takes once confirmed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RecordingStatus(self.status))
@@ -360,13 +363,19 @@ class Recording:
     def finished(self) -> bool:
         return self.status is not RecordingStatus.RECORDING
 
+    @property
+    def settled(self) -> bool:
+        """Finished, and its file where it stays (an object store has confirmed it)."""
+        return self.status not in (RecordingStatus.RECORDING, RecordingStatus.UPLOADING)
+
     def to_json(self, *, detailed: bool = False) -> dict[str, Any]:
         """The stable JSON shape printed by the CLI and served by the API; every key is always present.
 
         Unknown values are null. Fields:
         - ``id`` (uuid string), ``reference`` ("HT-7K3M-Q9RX"), ``call_id``
         - ``session_ids``, ``group_ids``: lists of the RFC 7865 ids
-        - ``status``: recording | complete | no_media | one_way | failed | interrupted
+        - ``status``: recording | uploading | complete | no_media | one_way | failed | interrupted (uploading:
+          finished, waiting until the object store confirms its file)
         - ``started_at`` (INVITE accepted), ``media_started_at`` (first RTP), ``ended_at``: ISO 8601 UTC
         - ``duration_seconds`` (float), ``channels``, ``sample_rate`` (Hz), ``format`` ("flac"),
           ``size_bytes``, ``sha256`` (hex of the audio file), ``file_path``, ``source_address``
@@ -381,7 +390,8 @@ class Recording:
         - ``tenant_id`` (uuid or null: no tenant claimed the call), ``basis`` (legal_obligation | consent |
           legitimate_interest), ``statute``, ``purpose``, ``retention_class`` (code), ``expires_at``,
           ``consent_state`` (not_required | pending | given | refused | withdrawn), ``numbers`` (the parties'
-          numbers in E.164 where they are phone numbers), ``encrypted`` (bool)
+          numbers in E.164 where they are phone numbers), ``encrypted`` (bool), ``object_key`` (its object in
+          the object store once confirmed, else null)
         With ``detailed=True`` also ``raw_metadata`` (the first metadata XML as received),
         ``metadata_history`` ([{received_at, xml}] for later ones), ``created_at`` and ``updated_at``.
         """
@@ -418,6 +428,7 @@ class Recording:
             "consent_state": self.consent_state,
             "numbers": list(self.numbers),
             "encrypted": self.encryption is not None,
+            "object_key": self.object_key,
         }
         if detailed:
             data["raw_metadata"] = self.raw_metadata

@@ -21,15 +21,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import io
 import logging
 import os
 import re
 import time
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar, cast
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -55,6 +57,7 @@ _META_SHA256 = "sha256"  # user metadata, sent as x-amz-meta-sha256
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 _FAILURES = (ClientError, BotoCoreError, aiohttp.ClientError, OSError, TimeoutError)
 _BACKOFF_ALLOWANCE = 20.0  # seconds: the client's longest back-off between two attempts
+_T = TypeVar("_T")
 
 
 class S3Store:
@@ -296,17 +299,36 @@ class S3Store:
             code="Unconfirmed",
         )
 
+    def open_object(self, key: str) -> BinaryIO:
+        """:meth:`open_reader` with the object's size read from the store (one HEAD), as a buffered binary file;
+        ``FileNotFoundError`` when there is no such object. Blocks: for worker threads only
+        (:class:`storage.blobs.RemoteObjects`)."""
+        size = self.object_size(key)
+        if size is None:
+            raise FileNotFoundError(f"no object {key} in the S3 bucket {self._settings.bucket}")
+        return cast(BinaryIO, io.BufferedReader(self.open_reader(key, size), buffer_size=64 * 1024))
+
+    def object_size(self, key: str) -> int | None:
+        """The object's size, None when there is none. Blocks: for worker threads only."""
+        stored = self._blocking(self.head(key), "head_object", key)
+        return None if stored is None else stored.size
+
     def _read_blocking(self, key: str, start: int, end: int) -> bytes:
+        return self._blocking(self.read_range(key, start, end), "get_object", key)
+
+    def _blocking(self, request: Coroutine[Any, Any, _T], operation: str, key: str) -> _T:
+        """Run ``request`` on the store's event loop and wait for it from this (worker) thread."""
         loop = self._loop
         if loop is None or self._client is None or loop.is_closed():
+            request.close()
             raise BlobStoreError("the S3 store is closed")
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
+            request.close()
             raise RuntimeError("an S3 object reader blocks: use it from a worker thread, not the event loop")
-        request = self.read_range(key, start, end)
         try:
             future = asyncio.run_coroutine_threadsafe(request, loop)
         except RuntimeError:  # the loop closed in the meantime
@@ -321,8 +343,8 @@ class S3Store:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise S3Error(
-                f"S3 get_object of {key} got no answer within {limit:.0f} s (is the event loop blocked?)",
-                operation="get_object",
+                f"S3 {operation} of {key} got no answer within {limit:.0f} s (is the event loop blocked?)",
+                operation=operation,
                 key=key,
                 code="Timeout",
             ) from None

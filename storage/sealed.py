@@ -49,6 +49,7 @@ __all__ = [
     "finish_unfinished",
     "is_sealed",
     "open_plain",
+    "open_plain_file",
     "patch_sealed",
     "seal_file",
     "sealed_size",
@@ -134,6 +135,31 @@ def open_plain(path: StrPath, data_key: bytes | None) -> BinaryIO:
     if data_key is None:
         return Path(path).open("rb")
     return io.BufferedReader(SealedReader(path, data_key), buffer_size=DEFAULT_CHUNK_SIZE)
+
+
+def open_plain_file(source: BinaryIO, data_key: bytes | None) -> BinaryIO:
+    """:func:`open_plain` over an open, seekable file (an object store's reader); closing the result closes
+    ``source`` too."""
+    if data_key is None:
+        return source
+    try:
+        reader = _OwningSealedReader(source, data_key)
+    except BaseException:
+        source.close()
+        raise
+    return io.BufferedReader(reader, buffer_size=DEFAULT_CHUNK_SIZE)
+
+
+class _OwningSealedReader(SealedReader):
+    def __init__(self, source: BinaryIO, data_key: bytes) -> None:
+        super().__init__(source, data_key)
+        self._source = source
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._source.close()
 
 
 def is_sealed(path: StrPath) -> bool:

@@ -135,7 +135,8 @@ def kill_cluster(pgdata: Path, timeout: float = 10.0) -> int:
 
 _RESET = """
 TRUNCATE recordings, renditions, consent_proofs, recording_keys, holds, consent_withdrawals, access_requests,
-    disposals, lifecycle_outbox, audit_log, tenant_sources, tenant_retention_options, login_failures, nodes;
+    disposals, lifecycle_outbox, audit_log, tenant_sources, tenant_retention_options, login_failures, nodes,
+    object_deletions;
 DELETE FROM recording_policies WHERE NOT (tenant_id IS NULL AND version = 1);
 UPDATE recording_policies SET superseded_at = NULL;
 DELETE FROM retention_classes WHERE tenant_id IS NOT NULL;

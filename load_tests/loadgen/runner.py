@@ -19,7 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from siprec_server.config import ConfigError, load_config
 from storage import EmbeddedDatabase, Recording
+from storage.s3_config import S3Settings
 
 from .figures import ResourceUse, step_figures
 from .machine import machine_facts
@@ -28,7 +30,7 @@ from .options_probe import OptionsProbe
 from .profile import WorkerSpec
 from .run_records import CapacityOptions, CapacityRun, StepReport
 from .server_process import REPO, ServerProcess, ServerSettings, free_port, rtp_range
-from .verify import check_calls, collect_recordings, data_keys
+from .verify import check_calls, collect_recordings, data_keys, fetch_objects
 from .workers import run_generators, split_calls
 
 __all__ = ["plan_cpus", "run_capacity"]
@@ -183,7 +185,12 @@ class _Run:
             key_file = self.key_file()
             if dsn is not None and key_file is not None:
                 keys = await data_keys(dsn, recordings, key_file)
-            verdicts = await check_calls(results, recordings, processes=os.cpu_count() or 1, keys=keys)
+            settings = _s3_settings()
+            with tempfile.TemporaryDirectory(prefix="hangtar-verify-") as copies:
+                if settings is not None and any(r.object_key for r in recordings.values()):
+                    # Recordings in an object store: their sealed objects copied here to be read.
+                    recordings = await fetch_objects(recordings, settings, Path(copies))
+                verdicts = await check_calls(results, recordings, processes=os.cpu_count() or 1, keys=keys)
         figures = step_figures(
             calls=results,
             hold=options.hold,
@@ -337,3 +344,11 @@ async def run_capacity(options: CapacityOptions, log: Log) -> CapacityRun:
 
 def _some(pid: int | None) -> Sequence[int]:
     return [] if pid is None else [pid]
+
+
+def _s3_settings() -> S3Settings | None:
+    """The object store the server uploads to, from the same ``HANGTAR_S3_*`` settings (None: none)."""
+    try:
+        return load_config().s3
+    except ConfigError:
+        return None

@@ -30,13 +30,23 @@ from typing import Any
 
 from storage import Catalogue, Recording, RecordingStatus, StorageError, open_pool
 from storage.keys import KeyFileProvider, RecordingKeys
+from storage.s3_config import S3Settings
+from storage.s3_store import S3Store
 
 from .audio_checks import AudioFacts, analyse_file
 from .profile import PTIME
 from .results import CallResult
 from .rtp_legs import LegResult
 
-__all__ = ["CallVerdict", "Tolerances", "check_calls", "collect_recordings", "find_recordings", "judge"]
+__all__ = [
+    "CallVerdict",
+    "Tolerances",
+    "check_calls",
+    "collect_recordings",
+    "fetch_objects",
+    "find_recordings",
+    "judge",
+]
 
 _PAGE = 1000  # the catalogue's largest page
 _POLL = 0.5
@@ -193,7 +203,7 @@ async def find_recordings(
     found: dict[str, Recording] = {}
     while True:
         for recording in await _recent(catalogue, since):
-            if recording.call_id in call_ids and recording.finished:
+            if recording.call_id in call_ids and recording.settled:
                 found[recording.call_id] = recording
         if len(found) == len(call_ids) or time.monotonic() >= deadline:
             return found
@@ -241,6 +251,24 @@ async def data_keys(dsn: str, recordings: Mapping[str, Recording], key_file: Pat
     finally:
         await pool.close()
     return found
+
+
+async def fetch_objects(
+    recordings: Mapping[str, Recording], settings: S3Settings, into: Path
+) -> dict[str, Recording]:
+    """The recordings with their objects in an S3-compatible store copied under ``into`` (the stored octets,
+    still sealed), each pointing at its copy; the others as they are."""
+    copies: dict[str, Recording] = dict(recordings)
+    async with S3Store(settings) as store:
+        for call_id, recording in recordings.items():
+            if recording.object_key is None or recording.size_bytes is None:
+                continue
+            target = into / recording.object_key.replace("/", "_")
+            with contextlib.suppress(StorageError):
+                data = await store.read_range(recording.object_key, 0, recording.size_bytes)
+                await asyncio.to_thread(target.write_bytes, data)
+                copies[call_id] = replace(recording, file_path=str(target))
+    return copies
 
 
 async def check_calls(

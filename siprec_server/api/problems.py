@@ -31,6 +31,7 @@ from storage.errors import (
     UnderHoldError,
 )
 from storage.login_limit import LoginThrottledError
+from storage.s3_errors import BlobStoreError
 
 __all__ = [
     "PROBLEM_JSON",
@@ -162,6 +163,13 @@ def throttled(exc: LoginThrottledError) -> ApiProblem:
     )
 
 
+async def _store_unreachable(request: Request, exc: Any) -> Response:
+    log.error("answering %s with 503: %s", request.url.path, exc)
+    return problem_response(
+        ApiProblem(503, "the recording's storage cannot be reached now; try again later"), request
+    )
+
+
 async def _key_gone(request: Request, exc: Any) -> Response:
     return problem_response(ApiProblem(410, "the recording's key was destroyed"), request)
 
@@ -181,6 +189,7 @@ def install(app: FastAPI) -> None:
         (LifecycleError, _simple(422)),  # PolicyRuleError too
         (ValueError, _simple(422)),
         (KeyUnavailableError, _key_gone),
+        (BlobStoreError, _store_unreachable),  # the object store down: the audio is there, not reachable now
         (LoginThrottledError, _throttled),
     ]
     for kind, handler in handlers:

@@ -149,7 +149,8 @@ class PayloadSource:
         target = self._spool / f"{recording.id}.{uuid.uuid4().hex[:12]}.{fmt}"
         try:
             source = self._blobs.resolve(recording.file_path)
-            files = None if data_key is None else file_access(data_key)
+            remote = self._blobs.remote is not None
+            files = None if data_key is None and not remote else file_access(data_key, self._blobs)
             transcode(source, target, OutputFormat(fmt), self._settings, files=files)
         except (TranscodeError, ValueError) as exc:
             raise PayloadError(

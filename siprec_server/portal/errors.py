@@ -30,6 +30,7 @@ from storage.errors import (
     TwoPersonRuleError,
     UnderHoldError,
 )
+from storage.s3_errors import BlobStoreError
 
 from .i18n import Message
 from .web import page, secure
@@ -38,7 +39,7 @@ __all__ = ["PageError", "PortalRoute", "Redirect"]
 
 log = logging.getLogger(__name__)
 
-_PAGES = frozenset({400, 403, 404, 410, 500})  # the statuses with a message of their own
+_PAGES = frozenset({400, 403, 404, 410, 500, 503})  # the statuses with a message of their own
 
 
 class Redirect(Exception):
@@ -102,6 +103,9 @@ class PortalRoute(APIRoute):
                 response = error_page(request, PageError(404))
             except KeyUnavailableError:
                 response = error_page(request, PageError(410))
+            except BlobStoreError as exc:  # the object store down
+                log.error("portal: %s %s: %s", request.method, request.url.path, exc)
+                response = error_page(request, PageError(503))
             except (UnderHoldError, StatutoryFloorError, TwoPersonRuleError, ConflictError) as exc:
                 response = error_page(request, PageError(409, "error.refused", detail=str(exc)))
             except (LifecycleError, ValueError) as exc:  # as the API maps them (api.problems.install)

@@ -25,6 +25,7 @@ MESSAGES_EN: dict[str, str] = {
     "role.auditor": "auditor",
     "role.viewer": "viewer",
     "status.recording": "recording",
+    "status.uploading": "being stored",
     "status.complete": "complete",
     "status.no_media": "no audio received",
     "status.one_way": "one-way",
@@ -379,6 +380,7 @@ MESSAGES_EN: dict[str, str] = {
     "error.404": "No such page or item.",
     "error.410": "The recording's key was destroyed; its audio cannot be recovered.",
     "error.500": "The server failed to answer this request. The error has been logged.",
+    "error.503": "The recordings' storage cannot be reached now. Try again in a few minutes.",
     "error.refused": "This cannot be done: {detail}",
     "error.home": "Back to the start page",
 }

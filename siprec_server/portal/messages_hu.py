@@ -27,6 +27,7 @@ MESSAGES_HU: dict[str, str] = {
     "role.auditor": "auditor",
     "role.viewer": "megtekintő",
     "status.recording": "rögzítés folyamatban",
+    "status.uploading": "tárolás folyamatban",
     "status.complete": "teljes",
     "status.no_media": "nem érkezett hang",
     "status.one_way": "egyirányú",
@@ -389,6 +390,7 @@ MESSAGES_HU: dict[str, str] = {
     "error.404": "Nincs ilyen oldal vagy elem.",
     "error.410": "A felvétel kulcsát megsemmisítették; a hang nem állítható vissza.",
     "error.500": "A szerver nem tudta teljesíteni a kérést. A hibát naplóztuk.",
+    "error.503": "A felvételek tárolója most nem érhető el. Próbálja újra néhány perc múlva.",
     "error.refused": "A művelet nem hajtható végre: {detail}",
     "error.home": "Vissza a kezdőlapra",
 }

@@ -123,6 +123,8 @@ def test_the_reference_parses_into_every_area() -> None:
         "hangtar_s3_requests_total",
         "hangtar_s3_request_seconds",
         "hangtar_s3_upload_failures_total",
+        "hangtar_s3_uploads_waiting",
+        "hangtar_s3_deletions_queued",
     }
     responses = reference["hangtar_sip_responses_total"].labels
     assert responses.keys() == {"method", "code"} and responses["code"] is None

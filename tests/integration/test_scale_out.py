@@ -1,7 +1,8 @@
-"""Two nodes behind Kamailio, as deploy/README.md sets them up: one PostgreSQL, one recordings file system, one
-key file, the shipped kamailio.cfg in front. The load generator's calls spread over both nodes and every one is
-verified; a drained node gets no new call and no call fails; a node killed mid-call recovers its own recordings
-as interrupted when it restarts; two retention sweeps started at once delete each expired recording once."""
+"""Two nodes behind Kamailio, as deploy/README.md sets them up: one PostgreSQL, one S3-compatible object store
+(SeaweedFS), one key file, the shipped kamailio.cfg in front; each node records to its own disk. The load
+generator's calls spread over both nodes and every one is verified from the object store; a drained node gets no
+new call and no call fails; a node killed mid-call recovers its own recordings as interrupted when it restarts and
+uploads them; two retention sweeps started at once delete each expired recording once, and its object after."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 
 from tests.peers.kamailio import running_kamailio
 from tests.pg import PgCluster, running_cluster, scratch_dir
+from tests.s3 import SeaweedFS
 
 from .server import REPO, ServerProcess, free_port, rtp_range
 from .sip_probe import UdpProbe, request, status_of
@@ -39,6 +41,12 @@ class Site:
     env: dict[str, str]
     nodes: dict[str, ServerProcess]
     kamailio: int
+    store: SeaweedFS
+
+    def objects(self) -> list[str]:
+        """Every object in the bucket."""
+        listed = self.store.client().list_objects_v2(Bucket=self.store.bucket)
+        return [item["Key"] for item in listed.get("Contents", [])]
 
     def hangtar(self, node: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The CLI on ``node``'s host: its data dir, the shared catalogue, keys and recordings."""
@@ -60,7 +68,12 @@ class Site:
         command = [sys.executable, "-m", "load_tests.capacity", "--target", f"127.0.0.1:{self.kamailio}"]
         command += ["--no-pin", "--rate", "10", "--out", str(self.root / name), *args]
         return subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=REPO,
+            env={**os.environ, **self.env},  # the object store's settings, to read what it holds
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def verified_load(self, name: str, *args: str) -> str:
@@ -92,11 +105,19 @@ class Site:
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    with scratch_dir("hangtar-scale-") as root, running_cluster(root / "db") as db:
+    with (
+        scratch_dir("hangtar-scale-") as root,
+        running_cluster(root / "db") as db,
+        SeaweedFS(root / "seaweedfs") as store,
+    ):
         shared = root / "shared"
         env = {
             "HANGTAR_STORAGE_KEY_FILE": str(shared / "keys" / "keys.json"),
-            "HANGTAR_STORAGE_RECORDINGS_DIR": str(shared / "recordings"),
+            "HANGTAR_S3_BUCKET": store.bucket,
+            "HANGTAR_S3_ENDPOINT": store.endpoint_url,
+            "HANGTAR_S3_ACCESS_KEY_ID": store.access_key_id,
+            "HANGTAR_S3_SECRET_ACCESS_KEY": store.secret_access_key,
+            "HANGTAR_S3_PATH_STYLE": "true",
             "HANGTAR_RETENTION_SWEEP_INTERVAL": "0",  # the test starts the sweeps itself
             "HANGTAR_DELIVERY_INTERVAL": "0",
             "HANGTAR_RECORDING_SHUTDOWN_GRACE": "5",
@@ -115,7 +136,7 @@ def site() -> Iterator[Site]:
                 nodes[name] = node
             kamailio = free_port()
             with running_kamailio([(n, s.sip_port) for n, s in nodes.items()], kamailio, root / "kamailio"):
-                yield Site(root=root, db=db, env=env, nodes=nodes, kamailio=kamailio)
+                yield Site(root=root, db=db, env=env, nodes=nodes, kamailio=kamailio, store=store)
         finally:
             for node in nodes.values():
                 if node.process is not None and node.process.poll() is None:
@@ -148,6 +169,10 @@ def test_two_nodes_behind_kamailio(site: Site) -> None:
     spread = site.per_node()
     assert sum(spread.values()) == CALLS and set(spread) == {"n1", "n2"}
     assert min(spread.values()) >= CALLS // 4, spread
+    # Verified from the store: every recording is there, and no node keeps a copy.
+    assert site.rows("SELECT count(*) AS n FROM recordings WHERE object_key IS NULL")[0]["n"] == 0
+    assert len(site.objects()) == CALLS
+    assert [p for node in site.nodes.values() for p in (node.data_dir / "recordings").rglob("*.sealed")] == []
 
     # 2. n1 drains: every new call lands on n2, and none fails (a 503 from n1 moves Kamailio to n2).
     assert "n1: draining" in site.hangtar("n2", "drain", "--node", "n1").stdout
@@ -173,8 +198,15 @@ def test_two_nodes_behind_kamailio(site: Site) -> None:
         calls.communicate()
     site.nodes["n2"].start("--database-dsn", site.db.dsn, "--node-name", "n2", env=site.env)
     ids = [r["id"] for r in live]
-    recovered = site.rows("SELECT status, duration_seconds, node FROM recordings WHERE id = ANY($1)", ids)
+    query = "SELECT status, duration_seconds, node, object_key FROM recordings WHERE id = ANY($1)"
+
+    def uploaded() -> list[asyncpg.Record] | None:
+        rows = site.rows(query, ids)
+        return rows if all(r["status"] not in ("recording", "uploading") for r in rows) else None
+
+    recovered = wait_until("the recovered recordings uploaded", uploaded)
     assert [(r["status"], r["node"]) for r in recovered] == [("interrupted", "n2")] * 4
+    assert all(r["object_key"] for r in recovered), recovered
     assert all(r["duration_seconds"] and r["duration_seconds"] > 2 for r in recovered), recovered
     assert (
         site.rows("SELECT count(*) AS n FROM recordings WHERE status <> 'complete' AND node = 'n1'")[0]["n"]
@@ -202,5 +234,10 @@ def test_two_nodes_behind_kamailio(site: Site) -> None:
     disposed = site.rows("SELECT recording_id, count(*) AS n FROM disposals GROUP BY recording_id")
     assert len(disposed) == total and all(r["n"] == 1 for r in disposed), outputs
     assert site.rows("SELECT count(*) AS n FROM recordings")[0]["n"] == 0
-    left = [p for p in (site.root / "shared" / "recordings").rglob("*") if p.is_file()]
+    # Every recording was in the store (none left on a node's disk); each object goes after its key.
+    left = [
+        p for node in site.nodes.values() for p in (node.data_dir / "recordings").rglob("*") if p.is_file()
+    ]
     assert left == []
+    wait_until("every object deleted", lambda: site.objects() == [])
+    assert site.rows("SELECT count(*) AS n FROM object_deletions")[0]["n"] == 0

@@ -28,6 +28,7 @@ ALL = [
     "0008_access_extension",
     "0009_delivery",
     "0010_nodes",
+    "0011_object_store",
 ]
 
 

@@ -148,6 +148,7 @@ EXPECTED_JSON = {
     "consent_state": "not_required",
     "numbers": [],
     "encrypted": False,
+    "object_key": None,
 }
 
 
