@@ -20,7 +20,9 @@ Deletions: a disposal queues its recording's objects in the transaction that des
 deletes what is queued and forgets it once the store confirmed (deleting a missing object succeeds), so an
 erasure also removes the object even when the store was down at the time.
 
-Passes run every ``interval`` seconds and at once when a call ends (:meth:`Uploader.wake`).
+Passes run every ``interval`` seconds and at once when a call ends (:meth:`Uploader.wake`); a pass uploads up to
+``concurrency`` recordings at a time, so a store far away (100 ms a request) still takes a node's peak of about
+17 finished calls a second (1,000 calls of a minute).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,7 @@ __all__ = ["S3Metrics", "UploadReport", "Uploader"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+_BATCH = 100  # recordings a pass takes from the catalogue at a time
 _FAILURES = (BlobStoreError, OSError, ValueError)
 
 
@@ -120,6 +124,7 @@ class Uploader:
         node: str | None,
         metrics: S3Metrics | None = None,
         interval: float = 10.0,
+        concurrency: int = 8,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._uploads = ObjectUploads(pool)
@@ -130,6 +135,7 @@ class Uploader:
         self._interval = interval
         self._wake = asyncio.Event()
         self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
 
     def wake(self) -> None:
         """A recording finished: run a pass now rather than at the next interval."""
@@ -147,12 +153,15 @@ class Uploader:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
 
     async def run_once(self) -> UploadReport:
-        uploaded = failed = dropped = renditions = 0
-        for recording in await self._uploads.waiting(self._node):
-            outcome = await self.upload(recording)
-            uploaded += outcome == "uploaded"
-            failed += outcome == "failed"
-            dropped += outcome == "dropped"
+        outcomes: Counter[str] = Counter()
+        while True:
+            batch = await self._uploads.waiting(self._node, limit=_BATCH)
+            done = await asyncio.gather(*(self._upload_bounded(recording) for recording in batch))
+            outcomes.update(done)
+            if len(batch) < _BATCH or "failed" in done:  # all caught up, or the store is in trouble
+                break
+        uploaded, failed, dropped = outcomes["uploaded"], outcomes["failed"], outcomes["dropped"]
+        renditions = 0
         for rendition in await self._uploads.late_renditions():
             renditions += await self._upload_rendition(rendition)
         deleted, deletion_failures = await self.delete_queued()
@@ -167,6 +176,10 @@ class Uploader:
             deleted=deleted,
             deletion_failures=deletion_failures,
         )
+
+    async def _upload_bounded(self, recording: Recording) -> str:
+        async with self._slots:
+            return await self.upload(recording)
 
     async def upload(self, recording: Recording) -> str:
         """One recording: 'uploaded', 'failed' (kept 'uploading' for the next pass), or 'dropped' (deleted

@@ -206,3 +206,30 @@ async def _dispose(pool: asyncpg.Pool, blobs: FileBlobStore, stored: Stored) -> 
         return await dispose(
             conn, facts, reason=DisposalReason.ERASURE_REQUEST, disposed_by="dpo", now=T0, blobs=blobs
         )
+
+
+async def test_one_pass_takes_every_waiting_recording_several_at_a_time(
+    pool: asyncpg.Pool, store: S3Store, blobs: FileBlobStore, metrics: S3Metrics
+) -> None:
+    many = [await waiting(pool, blobs) for _ in range(105)]  # more than one batch of the catalogue's
+    in_flight = peak = 0
+    put_file = store.put_file
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await put_file(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            in_flight -= 1
+
+    store.put_file = counted  # type: ignore[method-assign]
+    report = await Uploader(pool, store, blobs, node=None, metrics=metrics, concurrency=4).run_once()
+
+    assert (report.uploaded, report.failed) == (105, 0)
+    assert 1 < peak <= 4
+    statuses = await pool.fetch(
+        "SELECT DISTINCT status FROM recordings WHERE id = ANY($1)", [s.id for s in many]
+    )
+    assert [r["status"] for r in statuses] == ["complete"]
