@@ -42,7 +42,7 @@ typecheck: $(VENV)/.installed-test
 # The suite runs on every core (pytest-xdist, one file per worker at a time), then the timing-sensitive load
 # runs alone. Each part fails if it runs no test.
 test: install-test lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist loadfile -m "not serial"
+	$(BIN)/pytest -q -p no:cacheprovider -n auto --dist loadfile -m "not serial" --durations=15
 	$(BIN)/pytest -q -p no:cacheprovider -m serial
 
 clean:
