@@ -61,7 +61,9 @@ KEY_SIZE = 32  # AES-256
 NONCE_SIZE = 12
 TAG_SIZE = 16
 OVERHEAD = NONCE_SIZE + TAG_SIZE
-DEFAULT_CHUNK_SIZE = 65536
+# The chunk size of new files. A recording is flushed every second, each flush sealing its partial last chunk
+# again whole, so small chunks cost less; files written with the former 64 KiB name it in their header.
+DEFAULT_CHUNK_SIZE = 16384
 MIN_CHUNK_SIZE = 16
 MAX_CHUNK_SIZE = 1 << 24
 FILE_ID_SIZE = 16

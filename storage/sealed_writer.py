@@ -1,10 +1,17 @@
 """Writing a sealed file: append as audio arrives, patch what is already on disk, finish at close.
 
-A chunk is sealed and written as soon as it is full; the partial chunk at the end stays in memory until
-:meth:`SealedWriter.flush` (which writes it, not final) or :meth:`SealedWriter.close` (which writes it as the
-final chunk). A write into a chunk already on disk (libsndfile rewriting the FLAC STREAMINFO at close, the
-recorder updating the sample count) re-seals that chunk in place under a fresh nonce. A process that dies
-before ``close()`` leaves a file without a final chunk (see :func:`storage.sealed.finish_unfinished`).
+A chunk is sealed and written as soon as it is full (the chunks one write fills go out with one system call);
+the partial chunk at the end stays in memory until :meth:`SealedWriter.flush` (which writes it, not final) or
+:meth:`SealedWriter.close` (which writes it as the final chunk). A write into a chunk already on disk
+(libsndfile rewriting the FLAC STREAMINFO at close, the recorder updating the sample count) re-seals that chunk
+in place under a fresh nonce. A process that dies before ``close()`` leaves a file without a final chunk (see
+:func:`storage.sealed.finish_unfinished`).
+
+Each flush seals the partial chunk again, whole: a file flushed often wants small chunks. The default
+(:data:`~storage.sealed_format.DEFAULT_CHUNK_SIZE`, 16 KiB) is sized for a recording flushed once a second
+(8 kHz stereo FLAC grows 10-16 KiB a second): a flush re-seals 8 KiB on average where 64 KiB chunks re-sealed
+32, and the sample-count update re-seals a 16 KiB first chunk. The chunk size is in each file's header, so
+readers take any.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["SealedWriter"]
 
 _FILE_MODE = 0o640
+_IOV_MAX = 512  # chunks per pwritev call, under Linux's IOV_MAX (1024)
 
 
 class SealedWriter:
@@ -83,7 +91,14 @@ class SealedWriter:
 
     def write(self, data: ReadableBuffer) -> int:
         """Write at the current position (a gap past the end reads as zeros, as in a regular file)."""
-        written = self.pwrite(data, self._position)
+        self._check_open()
+        if self._position != self.plaintext_size:
+            written = self.pwrite(data, self._position)
+        else:  # appending, as an encoder streams out: no overlap with what is written
+            view = memoryview(data).cast("B")
+            written = len(view)
+            if written:
+                self._append(view)
         self._position += written
         return written
 
@@ -165,25 +180,26 @@ class SealedWriter:
             raise ValueError("I/O operation on a closed SealedWriter")
 
     def _append(self, piece: memoryview) -> None:
+        """Add ``piece`` at the end. The chunks it fills are sealed and written together; if that fails, the
+        writer stands as before the call."""
         size = self._chunk_size
-        if self._tail:
-            take = min(size - len(self._tail), len(piece))
-            self._tail += piece[:take]
-            piece = piece[take:]
-            self._tail_on_disk = False
-            if len(self._tail) < size:
-                return
-            self._store(self._full, self._tail, final=False)
-            self._full += 1
-            self._tail = bytearray()
-            self._tail_on_disk = True
-        while len(piece) >= size:
-            self._store(self._full, piece[:size], final=False)
-            self._full += 1
-            piece = piece[size:]
-        if piece:
+        room = size - len(self._tail)
+        if len(piece) < room:
             self._tail += piece
             self._tail_on_disk = False
+            return
+        first = self._full
+        sealed = []
+        if self._tail:  # the partial chunk fills up
+            sealed.append(self._seal(first, self._tail + piece[:room]))
+            piece = piece[room:]
+        while len(piece) >= size:
+            sealed.append(self._seal(first + len(sealed), piece[:size]))
+            piece = piece[size:]
+        self._pwritev(sealed, first)
+        self._full = first + len(sealed)
+        self._tail = bytearray(piece)
+        self._tail_on_disk = not piece
 
     def _overwrite(self, piece: memoryview, offset: int) -> None:
         size = self._chunk_size
@@ -209,8 +225,19 @@ class SealedWriter:
         sealed = os.pread(self._fd, self._header.stride, self._header.offset(index))
         return open_chunk(self._aead, self._head, index, False, sealed)
 
+    def _seal(self, index: int, plaintext: bytes | bytearray | memoryview, *, final: bool = False) -> bytes:
+        return seal_chunk(self._aead, self._head, index, final, plaintext)
+
     def _store(self, index: int, plaintext: bytes | bytearray | memoryview, *, final: bool) -> None:
-        self._pwrite(seal_chunk(self._aead, self._head, index, final, plaintext), self._header.offset(index))
+        self._pwrite(self._seal(index, plaintext, final=final), self._header.offset(index))
+
+    def _pwritev(self, sealed: list[bytes], first: int) -> None:
+        """Write the consecutive sealed chunks ``first``, ``first + 1``, ... with as few calls as Linux allows."""
+        for start in range(0, len(sealed), _IOV_MAX):
+            group = sealed[start : start + _IOV_MAX]
+            expected = sum(map(len, group))
+            if os.pwritev(self._fd, group, self._header.offset(first + start)) != expected:
+                raise OSError(f"short write to {self.name} (is the disk full?)")
 
     def _pwrite(self, data: bytes, offset: int) -> None:
         if os.pwrite(self._fd, data, offset) != len(data):

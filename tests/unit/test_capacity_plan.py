@@ -63,10 +63,10 @@ def test_a_small_contact_centre_recording_flac() -> None:
     assert result.recording_cores == pytest.approx(48 / 500)
     assert result.rendition_cores == 0.0
     # FLAC: 128 + 14,700 × 180 s = 2,646,128 octets; sealed in 41 chunks of 64 KiB: + 32 + 41 × 28
-    assert result.bytes_per_recording == 2_647_308
+    assert result.bytes_per_recording == 2_650_696
     assert result.recordings_per_day == 14_400  # 600 × 24 h
-    assert result.storage_bytes_per_day == 14_400 * 2_647_308 == 38_121_235_200
-    assert result.storage_bytes == 60 * 38_121_235_200
+    assert result.storage_bytes_per_day == 14_400 * 2_650_696 == 38_170_022_400
+    assert result.storage_bytes == 60 * 38_170_022_400
     assert result.rtp_bits_per_second_peak == 48 * 2 * 80_000  # (160 + 12 + 8 + 20) × 8 × 50 a stream
     assert result.ram_bytes_per_node == 140 * MIB + 48 * 660 * KIB
     assert result.write_bytes_per_second_peak == 48 * 14_700
@@ -84,25 +84,25 @@ def test_opus_without_the_master_over_a_business_day() -> None:
     result = plan(workload)
     assert (result.erlangs, result.peak_calls) == (80.0, 109)
     # 24 kbit/s × 240 s = 720,000 octets; 11 chunks: + 32 + 308
-    assert result.bytes_per_recording == 720_340
+    assert result.bytes_per_recording == 721_264
     # 1,200 × 240 s of audio an hour at 3,000 µs a second: 864 CPU-seconds an hour
     assert result.rendition_cores == pytest.approx(0.24)
     assert result.recording_cores == pytest.approx(0.218)
     assert result.cores == 1
     assert result.recordings_per_day == 12_000
-    assert result.storage_bytes == 30 * 12_000 * 720_340 == 259_322_400_000
+    assert result.storage_bytes == 30 * 12_000 * 721_264 == 259_655_040_000
 
 
 def test_mp3_beside_the_master_and_wav_alone() -> None:
     mp3 = plan(Workload(calls_per_hour=60, avg_minutes=1, retention_days=1, format=OutputFormat.MP3))
     assert mp3.peak_calls == 5
     # MP3: 4,000 × 60 + 4 frames of 288 = 241,152 → sealed 241,296; FLAC 882,128 → sealed 882,552
-    assert mp3.bytes_per_recording == 241_296 + 882_552
+    assert mp3.bytes_per_recording == 241_604 + 883_672
     assert mp3.rendition_cores == pytest.approx(3600 * 6300e-6 / 3600)
     wav = Workload(
         calls_per_hour=60, avg_minutes=2, retention_days=1, format=OutputFormat.WAV, keep_master=False
     )
-    assert recording_bytes(wav, 120) == 32 + 59 * 28 + 44 + 32_000 * 120
+    assert recording_bytes(wav, 120) == 32 + 235 * 28 + 44 + 32_000 * 120
 
 
 def test_a_large_operator_needs_several_nodes() -> None:
@@ -166,9 +166,9 @@ def test_rendition_sizes_match_the_encoders(
     overhead = planned - made.size_bytes  # the plan counts the file sealed; the encoder wrote it plain
     if fmt is OutputFormat.WAV:
         assert made.size_bytes == 44 + 32_000 * 60  # exact
-        assert overhead == 32 + 30 * 28
+        assert overhead == 32 + 118 * 28
     elif fmt is OutputFormat.MP3:
-        assert 0 <= overhead - (32 + 4 * 28) < 288  # CBR: within one frame of the plan
+        assert 0 <= overhead - (32 + 15 * 28) < 288  # CBR: within one frame of the plan
     else:
         assert made.size_bytes <= planned  # VBR under its target rate
         assert made.size_bytes >= 0.5 * planned
@@ -189,7 +189,7 @@ def test_the_command_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 0
     assert "30.0 on average (Erlangs), 48 at the peak" in out
     assert "nodes             1 " in out
-    assert "38.1 GB a day, 2.3 TB held" in out
+    assert "38.2 GB a day, 2.3 TB held" in out
     assert "7.68 Mbit/s at the peak" in out
 
 
@@ -222,7 +222,7 @@ def test_json_is_the_plan_and_defaults_come_from_the_configuration(
         )
     )
     assert printed == json.loads(json.dumps(expected.to_json()))
-    assert printed["workload"]["format"] == "opus" and printed["bytes_per_recording"] == 720_340
+    assert printed["workload"]["format"] == "opus" and printed["bytes_per_recording"] == 721_264
 
 
 def test_bad_figures_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,7 +35,7 @@ from storage.sealed import (
     sealed_size,
     verify_sealed,
 )
-from storage.sealed_format import HEADER_SIZE, NONCE_SIZE, OVERHEAD, TAG_SIZE, Header
+from storage.sealed_format import DEFAULT_CHUNK_SIZE, HEADER_SIZE, NONCE_SIZE, OVERHEAD, TAG_SIZE, Header
 
 RATE = 8000
 BLOCK = 160  # 20 ms, as the recorder writes
@@ -119,7 +119,9 @@ def test_flac_written_through_the_writer_decrypts_to_the_same_flac(
     sealed_flac: Path, plain_flac: Path, call: Int16, key: bytes
 ) -> None:
     plain = plain_flac.read_bytes()
-    assert len(plain) > 2 * 65536  # STREAMINFO's chunk was sealed long before libsndfile rewrote it at close
+    assert (
+        len(plain) > 2 * DEFAULT_CHUNK_SIZE
+    )  # STREAMINFO's chunk was sealed long before libsndfile rewrote it
     assert read_all(sealed_flac, key) == plain
     assert sealed_flac.stat().st_size == sealed_size(len(plain))
     with SealedReader(sealed_flac, key) as reader:
@@ -149,7 +151,8 @@ def test_playback_starts_mid_file(sealed_flac: Path, plain_flac: Path, call: Int
 
     plain = plain_flac.read_bytes()
     with SealedReader(sealed_flac, key) as reader:
-        for offset in (65535, 65536, 131071, len(plain) - 10, 12345, 0):
+        chunk = DEFAULT_CHUNK_SIZE
+        for offset in (chunk - 1, chunk, 3 * chunk - 1, 4 * chunk + 1, len(plain) - 10, 12345, 0):
             assert reader.seek(offset) == offset
             assert reader.read(70000) == plain[offset : offset + 70000]
         assert reader.seek(-5, io.SEEK_END) == len(plain) - 5
@@ -219,7 +222,7 @@ def test_every_single_byte_change_is_detected(call: Int16, key: bytes, tmp_path:
 
 def test_damage_surfaces_through_the_decoders(sealed_flac: Path, key: bytes) -> None:
     damaged = bytearray(sealed_flac.read_bytes())
-    damaged[HEADER_SIZE + (OVERHEAD + 65536) + 500] ^= 0x40  # the second chunk's ciphertext
+    damaged[HEADER_SIZE + (OVERHEAD + DEFAULT_CHUNK_SIZE) + 500] ^= 0x40  # the second chunk's ciphertext
     sealed_flac.write_bytes(damaged)
     with (
         SealedReader(sealed_flac, key) as reader,
