@@ -9,22 +9,25 @@ that is not plain takes. Extra rows: the recorder on calls that were paused and 
 (what the pause check costs the plain path once a pause is over), and on SRTP calls
 (AES_CM_128_HMAC_SHA1_80 on both streams, decrypted by libsrtp before the timeline), the recorder with in-band
 key detection on the caller's stream (what a consent call without telephone-event runs on the asked party's
-audio: :mod:`media.dtmf_inband` over each mix), and the FLAC written
-encrypted at rest as the server does (storage.sealed.SealedWriter: AES-256-GCM in 64 KiB chunks, flushed and
-the STREAMINFO sample count updated after every write).
+audio: :mod:`media.dtmf_inband` over each mix), and the FLAC written encrypted at rest as the server does
+(storage.sealed.SealedWriter: AES-256-GCM in 16 KiB chunks, flushed after every write, the STREAMINFO sample
+count updated every COUNT_EVERY seconds), and again in the 64 KiB chunks files had before. The stages run in
+rounds, each once per round, so that drift on a shared machine hits them alike; the fastest run counts.
 
     .venv/bin/python load_tests/bench_media_pipeline.py --calls 200 1000 --seconds 5
 
-Encryption costs most once a file is past its first 64 KiB chunk (each sample-count update then re-seals that
+Encryption costs most once a file is past its first chunk (each sample-count update then re-seals that
 chunk): give it a minute of audio, ``--calls 200 --seconds 60``, to see it. There (2-core machine, others'
-work running): recorder + FLAC 4.6–6.2 µs per packet (4.4–5.4 before the writer went through libsndfile's
-virtual I/O), recorder + sealed FLAC 6.3–8.0; encryption adds about 1.5–2 µs per packet.
+work running): recorder + FLAC 3.8–4.5 µs per packet, recorder + sealed FLAC 4.5–4.8 (4.3–5.4 and 5.0–6.0
+before the sink got a second's FLAC frames in one write and files 16 KiB chunks, with 64 KiB ones 6.3–8.0
+while the sample count was updated at every write).
 
 On the 2-core reference machine (500 calls, other work running, so ±30 %): at the 500 ms tick the recorder
 takes 1.8–2.4 µs per packet (2.7–3.0 µs packet by packet), recorder + FLAC 4.8–5.8; at the old 200 ms tick
 2.5 (4.3) and 5.7. Before the batch path, at 200 ms: 3.2–3.8 and 5.9–7.3. FLAC (libsndfile level 0: the
-levels up to 2 give the same size, 3 and above 4 % more for the same CPU) costs about 2.8 µs per packet, a
-quarter of it libFLAC's MD5 of the audio, which libsndfile offers no way to turn off.
+levels up to 2 give the same size, 3 and above 4 % more for the same CPU) costs about 2.5–2.8 µs per packet, a
+third of it libFLAC's MD5 of the audio, which libsndfile offers no way to turn off (libFLAC called directly
+without the MD5 took 0.9–1.1 µs per packet where libsndfile took 1.9–2.2).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,15 +51,17 @@ from media.codecs import codec_for
 from media.g711 import encode_ulaw
 from media.recorder import CallRecorder, StreamSpec
 from media.rtp import build_rtp
-from media.session import TICK
+from media.session import COUNT_EVERY, TICK
 from media.srtp import SrtpKey
 from media.udp_batch import DatagramBatch
 from media.writer import FlacWriter
-from storage.sealed import SealedWriter
+from storage.sealed import DEFAULT_CHUNK_SIZE, SealedWriter
 
 SAMPLE_RATE = 8000
 PACKET = 160  # samples per 20 ms packet
+FORMER_CHUNK_SIZE = 65536  # the sealed files' default chunk size before it became 16 KiB
 Batch = list[tuple[float, bytes]]
+Run = tuple[float, int, int, float]  # CPU seconds, packets, frames, CPU seconds of opening and closing files
 
 
 def speech_like(
@@ -153,9 +159,12 @@ def run_pipeline(
     paused_before: bool = False,
     batched: bool = True,
     sealed: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     inband: bool = False,
 ) -> tuple[float, int, int, float]:
-    """Add every tick, mix (and write) every ``every`` ticks, as MediaSession does.
+    """Add every tick, mix (and write) every ``every`` ticks, as MediaSession does: the writer as
+    MediaSession.open makes it (the sink flushed after each write, the sample count updated every COUNT_EVERY
+    seconds of audio), sealed in ``chunk_size`` chunks with ``sealed``.
 
     Returns CPU seconds, packets, frames and the CPU seconds of opening and closing the files (not included).
     """
@@ -179,11 +188,12 @@ def run_pipeline(
     writers = (
         [
             FlacWriter(
-                SealedWriter(directory / f"call{i}.flac.sealed", os.urandom(32))
+                SealedWriter(directory / f"call{i}.flac.sealed", os.urandom(32), chunk_size=chunk_size)
                 if sealed
                 else directory / f"call{i}.flac",
                 2,
                 SAMPLE_RATE,
+                count_every=COUNT_EVERY,
             )
             for i in range(calls)
         ]
@@ -235,7 +245,7 @@ def main() -> None:
         "--tick", type=float, default=TICK, help="drain interval (s), the server's by default"
     )
     parser.add_argument("--write-interval", type=float, default=1.0, help="mix and write interval (s)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per stage; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every stage; the fastest counts")
     args = parser.parse_args()
     every = max(1, round(args.write_interval / args.tick))
     ticks = build_ticks(args.seconds, args.tick, start=1_700_000_000.0)
@@ -244,47 +254,43 @@ def main() -> None:
         f"{args.seconds:g} s of two-stream PCMU per call; add every {args.tick * 1000:g} ms, "
         f"mix and write every {every * args.tick * 1000:g} ms"
     )
-    print(f"{'calls':>6} {'stage':<22} {'µs/packet':>10} {'CPU-s/call-hour':>16} {'× baseline':>11}")
+    print(f"{'calls':>6} {'stage':<24} {'µs/packet':>10} {'CPU-s/call-hour':>16} {'× baseline':>11}")
     for calls in args.calls:
+        # (stage, writes files, the ticks fed, run_pipeline's options)
+        stages: list[tuple[str, bool, list[tuple[float, Batch, Batch]], dict[str, Any]]] = [
+            ("recorder, per packet", False, ticks, {"batched": False}),
+            ("recorder", False, ticks, {}),
+            ("recorder + FLAC", True, ticks, {}),
+            ("recorder + sealed FLAC", True, ticks, {"sealed": True}),
+            (
+                f"  same, {FORMER_CHUNK_SIZE // 1024} KiB chunks",
+                True,
+                ticks,
+                {"sealed": True, "chunk_size": FORMER_CHUNK_SIZE},
+            ),
+            ("recorder, after a pause", False, ticks, {"paused_before": True}),
+            ("recorder + SRTP", False, srtp_ticks, {"srtp": True}),
+            ("recorder + in-band DTMF", False, ticks, {"inband": True}),
+        ]
+        # Round after round, every stage once: drift on a shared machine hits them alike; the fastest counts.
         base_cpu, base_packets = min(run_baseline(calls, ticks) for _ in range(args.repeat))
+        best: dict[str, tuple[Run, int]] = {}
+        for _ in range(args.repeat):
+            for name, files, fed, options in stages:
+                with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
+                    run = run_pipeline(calls, fed, every, Path(tmp) if files else None, **options)
+                    size = sum(f.stat().st_size for f in Path(tmp).iterdir())
+                if name not in best or run[0] < best[name][0][0]:
+                    best[name] = (run, size)
         base_us = base_cpu / base_packets * 1e6
-        rows = [("baseline (append)", base_cpu, base_packets)]
-        cpu, packets, _, _ = min(
-            run_pipeline(calls, ticks, every, None, batched=False) for _ in range(args.repeat)
-        )
-        rows.append(("recorder, per packet", cpu, packets))
-        cpu, packets, _, _ = min(run_pipeline(calls, ticks, every, None) for _ in range(args.repeat))
-        rows.append(("recorder", cpu, packets))
-        runs = []
-        for _ in range(args.repeat):
-            with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
-                cpu, packets, frames, files_cpu = run_pipeline(calls, ticks, every, Path(tmp))
-                size = sum(f.stat().st_size for f in Path(tmp).iterdir())
-            runs.append((cpu, packets, frames, files_cpu, size))
-        cpu, packets, frames, files_cpu, size = min(runs)
-        rows.append(("recorder + FLAC", cpu, packets))
-        sealed_runs = []
-        for _ in range(args.repeat):
-            with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
-                sealed_runs.append(run_pipeline(calls, ticks, every, Path(tmp), sealed=True))
-        cpu, packets, _, sealed_files_cpu = min(sealed_runs)
-        rows.append(("recorder + sealed FLAC", cpu, packets))
-        cpu, packets, _, _ = min(
-            run_pipeline(calls, ticks, every, None, paused_before=True) for _ in range(args.repeat)
-        )
-        rows.append(("recorder, after a pause", cpu, packets))
-        cpu, packets, _, _ = min(
-            run_pipeline(calls, srtp_ticks, every, None, srtp=True) for _ in range(args.repeat)
-        )
-        rows.append(("recorder + SRTP", cpu, packets))
-        cpu, packets, _, _ = min(
-            run_pipeline(calls, ticks, every, None, inband=True) for _ in range(args.repeat)
-        )
-        rows.append(("recorder + in-band DTMF", cpu, packets))
         call_hours = calls * args.seconds / 3600
-        for stage, cpu_s, n in rows:
+        for name, cpu_s, n in [("baseline (append)", base_cpu, base_packets)] + [
+            (name, best[name][0][0], best[name][0][1]) for name, *_ in stages
+        ]:
             us = cpu_s / n * 1e6
-            print(f"{calls:>6} {stage:<22} {us:>10.2f} {cpu_s / call_hours:>16.2f} {us / base_us:>11.1f}")
+            print(f"{calls:>6} {name:<24} {us:>10.2f} {cpu_s / call_hours:>16.2f} {us / base_us:>11.1f}")
+        (_, _, frames, files_cpu), size = best["recorder + FLAC"]
+        sealed_files_cpu = best["recorder + sealed FLAC"][0][3]
         audio_s = frames / SAMPLE_RATE / calls
         per_minute = size / calls / audio_s * 60 / 1e6
         print(

@@ -11,6 +11,8 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
 # promtool checks and unit-tests the alert rules in deploy/prometheus/.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# libFLAC: the recorder encodes through it directly (media/libflac.py; without it, through libsndfile).
+ls /usr/lib/*/libFLAC.so.* >/dev/null 2>&1 || need+=(libflac12)
 # Headless Chromium for the portal's browser tests (tests/e2e/), driven by Playwright.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]})); then
