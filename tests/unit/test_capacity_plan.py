@@ -60,7 +60,7 @@ def test_a_small_contact_centre_recording_flac() -> None:
     assert result.erlangs == 30.0  # 600 × 3 / 60
     assert result.peak_calls == 48
     assert (result.nodes, result.cores) == (1, 1)
-    assert result.recording_cores == pytest.approx(48 / 500)
+    assert result.recording_cores == pytest.approx(48 / 800)
     assert result.rendition_cores == 0.0
     # FLAC: 128 + 14,700 × 180 s = 2,646,128 octets; sealed in 41 chunks of 64 KiB: + 32 + 41 × 28
     assert result.bytes_per_recording == 2_650_696
@@ -68,7 +68,7 @@ def test_a_small_contact_centre_recording_flac() -> None:
     assert result.storage_bytes_per_day == 14_400 * 2_650_696 == 38_170_022_400
     assert result.storage_bytes == 60 * 38_170_022_400
     assert result.rtp_bits_per_second_peak == 48 * 2 * 80_000  # (160 + 12 + 8 + 20) × 8 × 50 a stream
-    assert result.ram_bytes_per_node == 140 * MIB + 48 * 660 * KIB
+    assert result.ram_bytes_per_node == 140 * MIB + 48 * 410 * KIB
     assert result.write_bytes_per_second_peak == 48 * 14_700
 
 
@@ -83,11 +83,11 @@ def test_opus_without_the_master_over_a_business_day() -> None:
     )
     result = plan(workload)
     assert (result.erlangs, result.peak_calls) == (80.0, 109)
-    # 24 kbit/s × 240 s = 720,000 octets; 11 chunks: + 32 + 308
+    # 24 kbit/s × 240 s = 720,000 octets; 44 chunks: + 32 + 44 × 28
     assert result.bytes_per_recording == 721_264
     # 1,200 × 240 s of audio an hour at 3,000 µs a second: 864 CPU-seconds an hour
     assert result.rendition_cores == pytest.approx(0.24)
-    assert result.recording_cores == pytest.approx(0.218)
+    assert result.recording_cores == pytest.approx(109 / 800)
     assert result.cores == 1
     assert result.recordings_per_day == 12_000
     assert result.storage_bytes == 30 * 12_000 * 721_264 == 259_655_040_000
@@ -108,9 +108,9 @@ def test_mp3_beside_the_master_and_wav_alone() -> None:
 def test_a_large_operator_needs_several_nodes() -> None:
     result = plan(Workload(calls_per_hour=30_000, avg_minutes=3, retention_days=1825))
     assert (result.erlangs, result.peak_calls) == (1500.0, 1621)
-    assert result.nodes == 4  # 1,621 / 500 → 3.24
-    assert result.cores == 4
-    assert result.ram_bytes_per_node == 140 * MIB + 406 * 660 * KIB  # ceil(1,621 / 4) calls each
+    assert result.nodes == 3  # 1,621 / 800 → 2.03
+    assert result.cores == 3
+    assert result.ram_bytes_per_node == 140 * MIB + 541 * 410 * KIB  # ceil(1,621 / 3) calls each
 
 
 @pytest.mark.parametrize(
