@@ -24,7 +24,7 @@ from tests.audio import peak_frequency, read_audio
 from tests.pg import scratch_dir
 from tests.s3 import SeaweedFS
 
-from .server import ServerProcess, free_port, rtp_range
+from .server import ServerProcess, running_server
 from .test_formats import shown
 from .test_metrics_reference import check_against_reference, documented_metrics, scrape
 from .test_recording_calls import export, run_pjsua
@@ -57,15 +57,8 @@ def node(store: SeaweedFS) -> Iterator[ServerProcess]:
     with pytest.MonkeyPatch.context() as patch, scratch_dir() as data_dir:
         for name, value in environment.items():
             patch.setenv(name, value)
-        server = ServerProcess(
-            data_dir=data_dir, sip_port=free_port(), http_port=free_port(), rtp_ports=rtp_range()
-        )
-        server.start("--log-level", "DEBUG")
-        try:
+        with running_server(data_dir, "--log-level", "DEBUG") as server:
             yield server
-        finally:
-            if server.process is not None and server.process.poll() is None:
-                server.stop()
 
 
 def head(store: SeaweedFS, key: str) -> dict[str, Any] | None:

@@ -12,48 +12,37 @@ import pytest
 import soundfile
 
 from media.writer import FlacWriter
-from storage.sealed import SealedWriter, open_plain
+from storage.sealed import open_plain
+from storage.sealed_format import DEFAULT_CHUNK_SIZE
 from tests.unit.media.test_writer import call_audio
+from tests.unit.media.test_writer_sealed import CountingSink
 
 SECOND = 8000
 KEY = bytes(range(32))
 
 
-class RecordingSink:
-    """A sealed file that notes every call the writer makes on it."""
+class RecordingSink(CountingSink):
+    """A sealed file (in the default chunks) that notes every call the writer makes on it."""
 
     def __init__(self, path: Path) -> None:
-        self.inner = SealedWriter(path, KEY)
+        super().__init__(path, DEFAULT_CHUNK_SIZE)
         self.calls: list[tuple[str, int]] = []  # (method, octets or offset)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
 
     def write(self, data: bytes, /) -> int:
         self.calls.append(("write", len(data)))
-        return self.inner.write(data)
+        return super().write(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
         self.calls.append(("seek", offset))
-        return self.inner.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.inner.tell()
-
-    def pread(self, size: int, offset: int, /) -> bytes:
-        return self.inner.pread(size, offset)
+        return super().seek(offset, whence)
 
     def pwrite(self, data: bytes, offset: int, /) -> int:
         self.calls.append(("pwrite", offset))
-        return self.inner.pwrite(data, offset)
+        return super().pwrite(data, offset)
 
     def flush(self) -> None:
         self.calls.append(("flush", self.inner.plaintext_size))
-        self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
+        super().flush()
 
 
 def test_each_write_reaches_the_sink_in_one_piece_before_its_flush(tmp_path: Path) -> None:
