@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import resource
 import signal
@@ -48,6 +49,7 @@ from .delivery import DeliveryMetrics, DeliveryWorker, FtpsTransport, PayloadSou
 from .delivery.link_signing import LinkSigner
 from .delivery.webhook import WebhookTransport
 from .demo import DemoLogin, ensure_demo
+from .gc_pauses import GcPauses
 from .http import HttpServer, build_app
 from .lifecycle import CallLifecycle
 from .metrics import Metrics
@@ -177,6 +179,8 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
                 lambda: expiry,
             )
         _watch_media_path(metrics)
+        gc_pauses = GcPauses(metrics.registry)
+        gc_pauses.install()
 
         async def health() -> dict[str, Any]:
             database = "ok"
@@ -230,6 +234,10 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
                 config, storage.pool, storage.blobs, crypto, audit, metrics, link_signer
             )
             background.append(loop.create_task(delivery.run_periodically(config.delivery_interval, sweeping)))
+        # Everything built so far lives as long as the process: out of the collector's sight, so a full
+        # collection scans only what calls create (measured: 155-250 ms per full collection at 1,000 calls
+        # before, every thread stalled meanwhile).
+        gc.freeze()
         _announce(config, storage.dsn_kind, tls, await ensure_demo(storage.pool) if demo else None)
 
         await stop.wait()
@@ -247,6 +255,7 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
         driver.close()
         with contextlib.suppress(StorageError):
             await nodes.stopped(config.node)
+        gc_pauses.uninstall()
     log.info("stopped")
     return 0
 
