@@ -119,7 +119,10 @@ class StreamEncoder:
             raise RuntimeError("libFLAC is not installed (Debian: libflac12)")
         self._lib = lib
         self._channels = channels
-        self._error: BaseException | None = None
+        # The callbacks keep their errors here, not on self: a closure over self would make a reference cycle
+        # (self → callbacks → closure → self) that only the cycle collector frees.
+        errors: list[BaseException] = []
+        self._errors = errors
         self._encoder = lib.FLAC__stream_encoder_new()
         if not self._encoder:
             raise MemoryError("libFLAC could not allocate an encoder")
@@ -128,7 +131,7 @@ class StreamEncoder:
             try:
                 write(ctypes.string_at(data, length))
             except BaseException as exc:  # kept, raised from encode() or finish()
-                self._error = self._error or exc
+                errors.append(exc)
                 return _WRITE_FATAL
             return _WRITE_OK
 
@@ -136,7 +139,7 @@ class StreamEncoder:
             try:
                 seek(offset)
             except BaseException as exc:
-                self._error = self._error or exc
+                errors.append(exc)
                 return _SEEK_ERROR
             return _SEEK_OK
 
@@ -144,7 +147,7 @@ class StreamEncoder:
             try:
                 offset[0] = tell()
             except BaseException as exc:
-                self._error = self._error or exc
+                errors.append(exc)
                 return _TELL_ERROR
             return _TELL_OK
 
@@ -197,6 +200,7 @@ class StreamEncoder:
             raise RuntimeError(f"libFLAC failed to finish the stream (encoder state {state})")
 
     def _raise_kept(self) -> None:
-        error, self._error = self._error, None
-        if error is not None:
+        if self._errors:
+            error = self._errors[0]
+            self._errors.clear()
             raise error

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Protocol
 
-__all__ = ["StreamStats", "StreamStatsSnapshot"]
+__all__ = ["JitterEstimate", "StreamStats", "StreamStatsSnapshot"]
+
+
+class JitterEstimate(Protocol):
+    """What keeps a stream's interarrival jitter (RFC 3550 §6.4.1): :class:`media.quality.InterarrivalJitter`."""
+
+    @property
+    def milliseconds(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,8 +96,8 @@ class StreamStats:
     call. ``reported_*`` come from the latest reception report block (RFC 3550 §6.4.1) and ``cname`` from
     SDES. Times are wall-clock seconds; ``remote`` is the first source address (latched).
 
-    ``jitter_ms`` is folded in every thousand packets or so (:mod:`media.quality`); ``refresh``, set by the
-    owning timeline, brings it up to date, and :meth:`snapshot` calls it.
+    ``jitter_ms`` is folded in every thousand packets or so (:mod:`media.quality`); :meth:`snapshot` brings it
+    up to date from ``jitter``, the owning timeline's estimator.
     """
 
     packets: int = 0
@@ -129,7 +136,7 @@ class StreamStats:
     reported_lost: int | None = None
     reported_jitter_ms: float | None = None
     cname: str | None = None
-    refresh: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    jitter: JitterEstimate | None = field(default=None, repr=False, compare=False)
 
     @property
     def loss_fraction(self) -> float:
@@ -137,8 +144,8 @@ class StreamStats:
         return self.lost / self.expected if self.expected > 0 else 0.0
 
     def snapshot(self) -> StreamStatsSnapshot:
-        if self.refresh is not None:
-            self.refresh()
+        if self.jitter is not None:
+            self.jitter_ms = self.jitter.milliseconds
         return StreamStatsSnapshot(
             **{name: getattr(self, name) for name in _COPIED}, loss_fraction=self.loss_fraction
         )

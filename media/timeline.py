@@ -58,6 +58,7 @@ from media.sequence import SequenceTracker
 from media.stats import StreamStats
 from media.telephone_event import TelephoneEventReceiver
 from media.udp_batch import MAX_DATAGRAM, DatagramBatch
+from media.weak_method import weakly
 
 __all__ = ["DtmfMark", "StreamTimeline"]
 
@@ -73,6 +74,7 @@ class StreamTimeline(PacketRules):
     """Sans-I/O placement of one stream's packets; see the module docstring for the rules."""
 
     __slots__ = (  # and those of PacketRules
+        "__weakref__",  # its placement calls back through one (media.weak_method)
         "_buffer",
         "_gaps",
         "_held_taken",
@@ -97,7 +99,6 @@ class StreamTimeline(PacketRules):
         self.origin = origin
         self.sample_rate = codec.sample_rate
         self.stats = stats if stats is not None else StreamStats()
-        self.stats.refresh = self.refresh_stats
         self._pt = payload_type
         self._word = 0x8000 | payload_type  # first two octets of a plain packet: version 2, nothing else set
         self._te_pt = -1 if telephone_event_pt is None else telephone_event_pt
@@ -116,7 +117,7 @@ class StreamTimeline(PacketRules):
         self._probation = Probation()
         self._current_seen: float | None = None  # arrival of the current source's latest packet
         self._pauses: list[list[float]] = []
-        self._placement = Placement(codec, self._paused_spans)
+        self._placement = Placement(codec, weakly(self._paused_spans, default=[]))
         self._buffer = self._placement.buffer
         self._offset = 0  # samples every placement is moved by (alignment onto the call's clock)
         self._realigned = NEVER  # reordered packets up to this extended sequence number predate a shift
@@ -126,15 +127,12 @@ class StreamTimeline(PacketRules):
         self._marks_taken = 0  # _dtmf_marks[:_marks_taken] went out through take_presses()
         self._held_taken: int | None = None  # start of the press in progress take_presses() reported
         self._jitter = InterarrivalJitter(codec.sample_rate)
+        self.stats.jitter = self._jitter
         self._gaps = self._placement.gaps
         self._rtcp = RtcpTracker(self.stats, codec.clock_rate)
         self._sync: tuple[int, int] | None = None  # accepted SR of the current anchor: (NTP, RTP timestamp)
         self._sync_candidate: tuple[int, int] | None = None  # a newer SR waiting for the recorder's verdict
         self.sync_offered = False  # True while a candidate waits
-
-    def refresh_stats(self) -> None:
-        """Fold the packets collected for the jitter estimate into ``stats`` (their ``refresh``)."""
-        self.stats.jitter_ms = self._jitter.milliseconds
 
     @property
     def offset(self) -> int:

@@ -67,20 +67,24 @@ class WriteQueue:
     def _work(self) -> None:
         _yield_to_the_loop()
         while (job := self._jobs.get()) is not _STOP:
-            function, loop, future = job
-            error: BaseException | None = None
-            try:
-                function()
-            except BaseException as exc:  # handed to the waiting coroutine, or logged by the job itself
-                error = exc
-                if future is None:
-                    log.exception("a background write failed")
-            finally:
-                with self._lock:
-                    self.pending -= 1
-            if loop is not None and future is not None:
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                    loop.call_soon_threadsafe(_settle, future, error)
+            self._execute(job)
+            del job  # not held while waiting for the next one: it may close over a finished call's state
+
+    def _execute(self, job: _Job) -> None:
+        function, loop, future = job
+        error: BaseException | None = None
+        try:
+            function()
+        except BaseException as exc:  # handed to the waiting coroutine, or logged by the job itself
+            error = exc
+            if future is None:
+                log.exception("a background write failed")
+        finally:
+            with self._lock:
+                self.pending -= 1
+        if loop is not None and future is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, error)
 
 
 def _yield_to_the_loop() -> None:
