@@ -28,6 +28,9 @@ TOML layout (all keys optional)::
     [delivery]  interval = 60         # seconds between delivery passes (SFTP, CRM) on this node (0: never)
     [node]      name = ""             # this node in a shared catalogue; empty: the host name
                 heartbeat = 10        # seconds between two updates of this node's row (storage.nodes)
+    [gc]        freeze_interval = 2   # seconds between freezes of calls' objects out of full collections (0: off)
+                idle_reclaim = 600    # with no call up: a full collection of frozen objects at most this often
+                reclaim_interval = 3600  # and one at least this often, calls or not (siprec_server.gc_policy)
     [log]       level
 
 Environment variables are ``HANGTAR_<SECTION>_<KEY>`` (``HANGTAR_SIP_PORT``, ``HANGTAR_RTP_PORTS``,
@@ -116,6 +119,10 @@ class Config:
     s3_prefix: str = ""
     s3_path_style: bool = False
     s3_ca_bundle: str = ""
+    # -- the garbage collector (siprec_server.gc_policy) --
+    gc_freeze_interval: float = 2.0
+    gc_idle_reclaim: float = 600.0
+    gc_reclaim_interval: float = 3600.0
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -223,6 +230,9 @@ _KEYS: dict[tuple[str, str], str] = {
     ("s3", "prefix"): "s3_prefix",
     ("s3", "path_style"): "s3_path_style",
     ("s3", "ca_bundle"): "s3_ca_bundle",
+    ("gc", "freeze_interval"): "gc_freeze_interval",
+    ("gc", "idle_reclaim"): "gc_idle_reclaim",
+    ("gc", "reclaim_interval"): "gc_reclaim_interval",
 }
 
 
@@ -382,6 +392,12 @@ def _validate(config: Config) -> None:
         raise ConfigError("retention sweep_interval must be 0 (off) or between 10 and 86400 seconds")
     if config.delivery_interval != 0 and not 5 <= config.delivery_interval <= 86400:
         raise ConfigError("delivery interval must be 0 (off) or between 5 and 86400 seconds")
+    if config.gc_freeze_interval != 0 and not 0.5 <= config.gc_freeze_interval <= 60:
+        raise ConfigError("gc freeze_interval must be 0 (off) or between 0.5 and 60 seconds")
+    if not 1 <= config.gc_idle_reclaim <= 86400:
+        raise ConfigError("gc idle_reclaim must be between 1 and 86400 seconds")
+    if not 60 <= config.gc_reclaim_interval <= 7 * 86400:
+        raise ConfigError("gc reclaim_interval must be between 60 seconds and 7 days")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"log level {config.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
 

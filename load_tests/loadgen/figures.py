@@ -76,6 +76,8 @@ class StepFigures:
     options_max_ms: float | None
     loop_lag_max_ms: float | None  # largest last-lag sample seen in the scrapes
     loop_lag_bucket_ms: float | None  # histogram bound every lag observation of the step stayed under
+    gc_pause_bucket_ms: float | None  # histogram bound every garbage-collector pause of the step stayed under
+    gc_reclaimed_objects: int | None  # unreachable objects the server's reclaim found once the step was over
     write_backlog_max: float | None  # most audio writes queued for the writer thread in a scrape
     setup_p50_ms: float | None
     setup_p99_ms: float | None
@@ -114,6 +116,7 @@ def step_figures(
     before: MetricsSnapshot | None,
     after: MetricsSnapshot | None,
     scrapes: Sequence[MetricsSnapshot],
+    reclaimed: MetricsSnapshot | None,
     resources: ResourceUse,
     ticks: Sequence[TickStats],
 ) -> StepFigures:
@@ -140,6 +143,9 @@ def step_figures(
     lag_bucket = (
         after.bucket_bound_since(before, "hangtar_event_loop_lag_seconds") if before and after else None
     )
+    # Collector pauses up to the step's last scrape: the reclaim after the calls is reported on its own.
+    last = scrapes[-1] if scrapes else None
+    gc_bucket = last.bucket_bound_since(before, "hangtar_gc_pause_seconds") if before and last else None
     setups = [call.setup_ms for call in calls if call.setup_ms is not None]
     rejected_statuses: dict[str, int] = {}
     for call in calls:
@@ -193,6 +199,8 @@ def step_figures(
         options_max_ms=_ms(max(answered_rtts) if answered_rtts else None),
         loop_lag_max_ms=_ms(max(lags) if lags else None),
         loop_lag_bucket_ms=_ms(lag_bucket),
+        gc_pause_bucket_ms=_ms(gc_bucket),
+        gc_reclaimed_objects=_int(counter(before, reclaimed, "hangtar_gc_reclaimed_objects_total")),
         write_backlog_max=max(backlogs) if backlogs else None,
         setup_p50_ms=percentile(setups, 50),
         setup_p99_ms=percentile(setups, 99),

@@ -42,13 +42,14 @@ class MetricsSnapshot:
         return out
 
     def buckets(self, histogram: str) -> list[tuple[float, float]]:
-        """(upper bound, cumulative count) of a histogram, by bound."""
-        found = []
+        """(upper bound, cumulative count) of a histogram, by bound, summed over its other labels."""
+        found: dict[float, float] = {}
         for (metric, labels), value in self.samples.items():
             if metric == f"{histogram}_bucket":
                 bound = dict(labels).get("le", "+Inf")
-                found.append((math.inf if bound == "+Inf" else float(bound), value))
-        return sorted(found)
+                key = math.inf if bound == "+Inf" else float(bound)
+                found[key] = found.get(key, 0.0) + value
+        return sorted(found.items())
 
     def bucket_bound_since(self, earlier: MetricsSnapshot, histogram: str) -> float | None:
         """The smallest bucket bound holding every observation made between ``earlier`` and this scrape (an

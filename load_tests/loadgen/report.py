@@ -172,6 +172,10 @@ def _step(step: StepReport) -> list[str]:
             "event-loop lag max: sampled / histogram bound",
             f"{_num(f.loop_lag_max_ms, 1, ' ms')} / ≤ {_num(f.loop_lag_bucket_ms, 0, ' ms')}",
         ),
+        (
+            "garbage-collector pauses: histogram bound / unreachable objects found after the step (per call)",
+            f"≤ {_num(f.gc_pause_bucket_ms, 0, ' ms')} / {_reclaimed(f)}",
+        ),
         ("audio writes queued, most seen (one a call a second)", _num(f.write_backlog_max, 0)),
         ("recordings verified / total", _verified(f)),
     ]
@@ -204,3 +208,9 @@ def _counts(f: StepFigures) -> str:
     received = "–" if f.rtp_received is None else str(f.rtp_received)
     catalogue = "–" if f.rtp_received_catalogue is None else str(f.rtp_received_catalogue)
     return f"{f.rtp_sent} / {received} / {catalogue}"
+
+
+def _reclaimed(f: StepFigures) -> str:
+    if f.gc_reclaimed_objects is None:
+        return "–"
+    return f"{f.gc_reclaimed_objects} ({f.gc_reclaimed_objects / max(1, f.calls):.2f})"

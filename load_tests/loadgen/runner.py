@@ -28,6 +28,7 @@ from .machine import machine_facts
 from .monitor import Monitor, ProcessMeter
 from .options_probe import OptionsProbe
 from .profile import WorkerSpec
+from .prometheus import MetricsSnapshot
 from .run_records import CapacityOptions, CapacityRun, StepReport
 from .server_process import REPO, ServerProcess, ServerSettings, free_port, rtp_range
 from .verify import check_calls, collect_recordings, data_keys, fetch_objects
@@ -37,6 +38,7 @@ __all__ = ["plan_cpus", "run_capacity"]
 
 Log = Callable[[str], None]
 _IDLE_PATIENCE = 120.0
+_RECLAIM_PATIENCE = 15.0  # seconds: the freeze interval (2 s) and the reclaim itself, with room
 _LOG_TAIL = 100_000  # characters of the server's log kept in the report of a failed run
 
 
@@ -191,6 +193,7 @@ class _Run:
                     # Recordings in an object store: their sealed objects copied here to be read.
                     recordings = await fetch_objects(recordings, settings, Path(copies))
                 verdicts = await check_calls(results, recordings, processes=os.cpu_count() or 1, keys=keys)
+        reclaimed = await self.wait_reclaim(monitor, before)
         figures = step_figures(
             calls=results,
             hold=options.hold,
@@ -200,6 +203,7 @@ class _Run:
             before=before,
             after=after,
             scrapes=[s for s in monitor.scrapes if t0 <= s.at <= t1],
+            reclaimed=reclaimed,
             resources=ResourceUse(
                 server_cpu_seconds=cpu_after[0] - cpu_before[0] if cpu_before and cpu_after else None,
                 postgres_cpu_seconds=pg_after - pg_before
@@ -232,6 +236,22 @@ class _Run:
             return Path(self.options.key_file)
         if self.data_dir is not None:
             return self.data_dir / "data" / "keys" / "keys.json"
+        return None
+
+    async def wait_reclaim(self, monitor: Monitor, before: MetricsSnapshot | None) -> MetricsSnapshot | None:
+        """The scrape after the server's idle reclaim following the step (a server we started reclaims one
+        second into being idle); None for a server we did not start or one that does not reclaim."""
+        if self.server is None or before is None:
+            return None
+        deadline = time.monotonic() + _RECLAIM_PATIENCE
+        while time.monotonic() < deadline:
+            snapshot = await monitor.scrape()
+            if snapshot is not None and snapshot.total("hangtar_gc_reclaims_total") > before.total(
+                "hangtar_gc_reclaims_total"
+            ):
+                return snapshot
+            await asyncio.sleep(0.5)
+        self.log(f"the server made no idle reclaim within {_RECLAIM_PATIENCE:g} s of the step's end")
         return None
 
     async def wait_idle(self, monitor: Monitor) -> None:

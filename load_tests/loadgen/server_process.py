@@ -88,7 +88,13 @@ class ServerSettings:
         return command
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, "HANGTAR_RECORDING_MAX_CALLS": str(self.max_calls)}
+        # A full collection as soon as the server is idle: what each step's calls left unreachable is counted
+        # right after it (hangtar_gc_reclaimed_objects_total), between the steps.
+        return {
+            "HANGTAR_GC_IDLE_RECLAIM": "1",
+            **os.environ,
+            "HANGTAR_RECORDING_MAX_CALLS": str(self.max_calls),
+        }
 
 
 @dataclass(slots=True, kw_only=True)

@@ -58,3 +58,22 @@ def test_histogram_bound_of_what_happened_between_two_scrapes() -> None:
     assert later.bucket_bound_since(before, "hangtar_event_loop_lag_seconds") == 0.005
     assert later.buckets("hangtar_event_loop_lag_seconds")[-1] == (math.inf, 164.0)
     assert before.bucket_bound_since(before, "no_such_histogram") is None
+
+
+def test_a_labelled_histogram_is_bounded_over_all_its_series() -> None:
+    def scrape(young: tuple[int, int], full: tuple[int, int]) -> str:
+        lines = ["# TYPE hangtar_gc_pause_seconds histogram"]
+        for generation, (fast, total) in (("0", young), ("2", full)):
+            lines += [
+                f'hangtar_gc_pause_seconds_bucket{{generation="{generation}",le="0.01"}} {fast}.0',
+                f'hangtar_gc_pause_seconds_bucket{{generation="{generation}",le="0.1"}} {total}.0',
+                f'hangtar_gc_pause_seconds_bucket{{generation="{generation}",le="+Inf"}} {total}.0',
+            ]
+        return "\n".join(lines) + "\n"
+
+    before = parse_metrics(scrape(young=(500, 500), full=(3, 3)), at=0.0)
+    young_only = parse_metrics(scrape(young=(900, 900), full=(3, 3)), at=1.0)
+    assert young_only.buckets("hangtar_gc_pause_seconds") == [(0.01, 903.0), (0.1, 903.0), (math.inf, 903.0)]
+    assert young_only.bucket_bound_since(before, "hangtar_gc_pause_seconds") == 0.01
+    a_long_full_one = parse_metrics(scrape(young=(900, 900), full=(3, 4)), at=2.0)
+    assert a_long_full_one.bucket_bound_since(before, "hangtar_gc_pause_seconds") == 0.1
