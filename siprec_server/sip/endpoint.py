@@ -171,7 +171,7 @@ class SipEndpoint:
         if success and request.method == "INVITE" and tx.dialog_id is None:
             dialog = Dialog.from_invite(request, local_tag=self._local_tag(tx), source=tx.destination)
             self._dialogs[dialog.id] = dialog
-            tx.dialog_id = dialog.id
+            self._transactions.attach(tx, dialog.id)
         elif success and request.method in ("INVITE", "UPDATE") and dialog is not None:
             dialog.refresh_target(request)
         if success and request.method == "INVITE" and dialog is not None:
@@ -282,7 +282,7 @@ class SipEndpoint:
 
     def _in_dialog(self, tx: ServerTransaction, dialog: Dialog, now: float) -> None:
         request, method = tx.request, tx.request.method
-        tx.dialog_id = dialog.id
+        self._transactions.attach(tx, dialog.id)
         if not dialog.accept_remote_cseq(request.cseq.number):
             self._auto(tx, 500, now, reason="CSeq Out of Order")  # §12.2.2
         elif method == "BYE":

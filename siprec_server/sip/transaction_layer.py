@@ -30,6 +30,7 @@ class TransactionLayer:
         self.last_request_id = 0
         self._server: dict[TransactionKey, ServerTransaction] = {}
         self._by_request_id: dict[int, ServerTransaction] = {}
+        self._in_dialog: dict[DialogId, dict[int, ServerTransaction]] = {}  # by request id, until terminated
         self._client: dict[tuple[str, str], ClientTransaction] = {}  # (branch, method) → transaction
 
     def send(self, data: bytes, destination: Address) -> None:
@@ -45,7 +46,23 @@ class TransactionLayer:
 
     def pending_in(self, dialog_id: DialogId) -> list[ServerTransaction]:
         """Requests in the dialog that still wait for their final response."""
-        return [tx for tx in self._by_request_id.values() if tx.dialog_id == dialog_id and not tx.final_sent]
+        return [tx for tx in self._in_dialog.get(dialog_id, {}).values() if not tx.final_sent]
+
+    def attach(self, tx: ServerTransaction, dialog_id: DialogId) -> None:
+        """``tx`` belongs to the dialog (it created it, or arrived within it)."""
+        if tx.dialog_id is not None and tx.dialog_id != dialog_id:
+            self._detach(tx)
+        tx.dialog_id = dialog_id
+        self._in_dialog.setdefault(dialog_id, {})[tx.request_id] = tx
+
+    def _detach(self, tx: ServerTransaction) -> None:
+        if tx.dialog_id is None:
+            return
+        members = self._in_dialog.get(tx.dialog_id)
+        if members is not None:
+            members.pop(tx.request_id, None)
+            if not members:
+                del self._in_dialog[tx.dialog_id]
 
     def create_server(self, key: TransactionKey, request: SipRequest, source: Address) -> ServerTransaction:
         self.last_request_id += 1
@@ -83,6 +100,7 @@ class TransactionLayer:
             if self._server.get(tx.key) is tx:
                 del self._server[tx.key]
             self._by_request_id.pop(tx.request_id, None)
+            self._detach(tx)
 
     def _resend(self, tx: ServerTransaction, data: bytes | None) -> None:
         if data is not None:

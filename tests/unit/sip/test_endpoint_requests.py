@@ -92,6 +92,23 @@ def test_bye_answers_a_pending_reinvite_with_487() -> None:
     assert src.received() == []
 
 
+def test_a_bye_cancels_only_what_waits_in_its_own_dialog() -> None:
+    link = Link()
+    first, second = Src(link), Src(link, port=5070, call_id="second-call@10.20.30.10")
+    first_id = _established(link, first)
+    second_id = _established(link, second)
+    first.send(first.invite(body=SIPREC_SDP.encode(), content_type="application/sdp"))
+    (reinvite,) = link.events()
+    assert reinvite.dialog_id == first_id
+    first.responses()
+    second.send(second.build("BYE"))
+    assert [(r.cseq.method, r.status) for r in second.responses()] == [("BYE", 200)]
+    (bye,) = link.events()
+    assert isinstance(bye, ByeReceived) and bye.dialog_id == second_id
+    assert first.received() == []  # the other call's re-INVITE still waits for its answer
+    assert link.endpoint.respond(reinvite.request_id, 200, now=link.now, body=ANSWER_SDP) == first_id
+
+
 def test_our_bye_follows_the_dialog_and_completes_on_200() -> None:
     link = Link()
     src = Src(link)
