@@ -26,11 +26,32 @@ EventHandler = Callable[[SipEvent], None]
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a new TLS connection may take to complete its handshake
 
 
+_DRAIN_MORE = 63  # datagrams read after the one asyncio hands over, per readiness
+_MAX_DATAGRAM = 65535
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, driver: SipDriver) -> None:
+    """Feeds the endpoint. asyncio reads one datagram per readiness, once per loop cycle: behind a loop busy with
+    a thousand calls' media, INVITEs arriving at 50 a second and the SBC's OPTIONS would queue in the socket
+    for hundreds of milliseconds. So each readiness also drains what is already queued, from our own socket."""
+
+    def __init__(self, driver: SipDriver, sock: socket.socket) -> None:
         self._driver = driver
+        self._sock = sock
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self._feed(data, addr)
+        for _ in range(_DRAIN_MORE):
+            try:
+                data, addr = self._sock.recvfrom(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error reported on the socket, or it was closed
+                log.debug("SIP UDP socket error: %s", exc)
+                return
+            self._feed(data, addr)
+
+    def _feed(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         host, port = str(addr[0]), int(addr[1])
         self._driver.feed(data, Address(transport="udp", host=host, port=port))
 
@@ -55,10 +76,20 @@ class SipDriver:
         self._loop = asyncio.get_running_loop()
 
     async def listen(self, host: str, port: int) -> None:
-        transport, _ = await self._loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(host, port)
-        )
-        _enlarge_receive_buffer(transport.get_extra_info("socket"))
+        family, kind, proto, _, address = (
+            await self._loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.bind(address)
+            _enlarge_receive_buffer(sock)
+            transport, _ = await self._loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self, sock), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
         self._udp = transport
         self._tcp_server = await asyncio.start_server(self._serve_tcp, host, port)
 
@@ -71,6 +102,13 @@ class SipDriver:
             self._serve_tls, host, port, ssl=context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
         )
         self.endpoint.transport_ports["tls"] = self.tls_port or port  # Contact and Via of TLS dialogs name it
+
+    @property
+    def udp_port(self) -> int | None:
+        """The port the UDP socket is bound to (the kernel's choice when it was asked for 0)."""
+        if self._udp is None:
+            return None
+        return int(self._udp.get_extra_info("sockname")[1])
 
     @property
     def tls_port(self) -> int | None:
