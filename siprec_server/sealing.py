@@ -266,8 +266,9 @@ class RecordingCrypto:
 
     async def create_key(self, recording_id: UUID, tenant_id: UUID | None) -> bytes:
         """A new data key for the recording, stored wrapped and committed before it encrypts anything."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            key: bytes = await self._keys.create(conn, recording_id, tenant_id)
+        # One INSERT, committed on its own: no transaction around it, and no connection held while the key is
+        # wrapped on a worker thread.
+        key: bytes = await self._keys.create(self._pool, recording_id, tenant_id)
         return key
 
     async def key_for_sealing(self, recording_id: UUID, tenant_id: UUID | None) -> bytes:

@@ -56,8 +56,8 @@ class RecordingKeys:
         self._clock = clock
 
     async def create(self, conn: Any, recording_id: UUID, tenant_id: UUID | None) -> bytes:
-        """A new random data key for the recording, stored wrapped (on ``conn``, in the caller's transaction
-        with the recording's row); returns the plain key for the writer."""
+        """A new random data key for the recording, stored wrapped through ``conn`` (a connection, perhaps in
+        the caller's transaction with the recording's row, or a pool); returns the plain key for the writer."""
         data_key = AESGCM.generate_key(bit_length=256)
         key_ref, wrapped = await asyncio.to_thread(self._provider.wrap, tenant_id, data_key)
         with translated("store the recording's data key"):
