@@ -78,6 +78,7 @@ class StepFigures:
     loop_lag_bucket_ms: float | None  # histogram bound every lag observation of the step stayed under
     gc_pause_bucket_ms: float | None  # histogram bound every garbage-collector pause of the step stayed under
     gc_reclaimed_objects: int | None  # unreachable objects the server's reclaim found once the step was over
+    gc_reclaim_bucket_ms: float | None  # histogram bound of that reclaim's pause (no call up)
     write_backlog_max: float | None  # most audio writes queued for the writer thread in a scrape
     setup_p50_ms: float | None
     setup_p99_ms: float | None
@@ -140,12 +141,15 @@ def step_figures(
     answered_rtts = [rtt for rtt in round_trips if rtt is not None]
     lags = [s.value("hangtar_event_loop_lag_last_seconds") for s in scrapes]
     backlogs = [s.value("hangtar_write_backlog") for s in scrapes]
-    lag_bucket = (
-        after.bucket_bound_since(before, "hangtar_event_loop_lag_seconds") if before and after else None
+    # Histograms up to the step's last scrape (calls up): the server's idle reclaim after it is reported apart.
+    end = scrapes[-1] if scrapes else after
+    lag_bucket = end.bucket_bound_since(before, "hangtar_event_loop_lag_seconds") if before and end else None
+    gc_bucket = end.bucket_bound_since(before, "hangtar_gc_pause_seconds") if before and end else None
+    reclaim_bucket = (
+        reclaimed.bucket_bound_since(end, "hangtar_gc_pause_seconds")
+        if reclaimed is not None and end
+        else None
     )
-    # Collector pauses up to the step's last scrape: the reclaim after the calls is reported on its own.
-    last = scrapes[-1] if scrapes else None
-    gc_bucket = last.bucket_bound_since(before, "hangtar_gc_pause_seconds") if before and last else None
     setups = [call.setup_ms for call in calls if call.setup_ms is not None]
     rejected_statuses: dict[str, int] = {}
     for call in calls:
@@ -201,6 +205,7 @@ def step_figures(
         loop_lag_bucket_ms=_ms(lag_bucket),
         gc_pause_bucket_ms=_ms(gc_bucket),
         gc_reclaimed_objects=_int(counter(before, reclaimed, "hangtar_gc_reclaimed_objects_total")),
+        gc_reclaim_bucket_ms=_ms(reclaim_bucket),
         write_backlog_max=max(backlogs) if backlogs else None,
         setup_p50_ms=percentile(setups, 50),
         setup_p99_ms=percentile(setups, 99),
