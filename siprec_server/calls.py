@@ -160,7 +160,7 @@ class CallManager:
 
     @property
     def active_streams(self) -> int:
-        return sum(sum(1 for s in call.answer.streams if s.port) for call in self._calls.values())
+        return sum(sum(1 for s in call.answer.streams if s.port) for call in list(self._calls.values()))
 
     @property
     def free_ports(self) -> int:
@@ -168,10 +168,11 @@ class CallManager:
 
     def rtp_totals(self) -> RtpTotals:
         """Summed at scrape time from each stream's live counters (no snapshot per stream: thousands of
-        streams would hold the event loop for tens of milliseconds)."""
+        streams would cost tens of milliseconds). Called from the scrape's worker thread: the calls are read
+        through a copy of their list, made in one step under the GIL."""
         totals = RtpTotals()
         totals.add(self._finished_totals)
-        for call in self._calls.values():
+        for call in list(self._calls.values()):
             totals.add(RtpTotals.of(call.media.counters()))
         return totals
 

@@ -11,6 +11,7 @@ dashboards set against the call count.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ class _SipCollector(Collector):
         )
         received: Counter[str] = Counter()
         sent: Counter[tuple[str, str]] = Counter()
-        for key, value in self._counters().items():
+        for key, value in list(self._counters().items()):  # a copy: the loop counts on while a thread scrapes
             if key[0] == "rx" and len(key) == 2:
                 received[_method(key[1])] += value
             elif key[0] == "tx" and len(key) == 3:
@@ -119,11 +120,21 @@ def _method(method: str) -> str:
 
 
 class _RtpCollector(Collector):
+    """The RTP counters. A scrape thread may read a call's counts both live and already folded into the
+    finished totals (the loop moves them between its reads): what it exports never goes below what it
+    exported before, so a counter is never seen to reset."""
+
     def __init__(self, totals: Callable[[], RtpTotals]) -> None:
         self._totals = totals
+        self._exported = RtpTotals()
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterable[CounterMetricFamily]:
-        totals = self._totals()
+        with self._lock:
+            totals = self._totals()
+            for name in RtpTotals.__slots__:
+                setattr(totals, name, max(getattr(totals, name), getattr(self._exported, name)))
+            self._exported = totals
         for name, help_text in (
             ("packets", "RTP packets received"),
             (
