@@ -39,16 +39,18 @@ class Measured:
     """The measured figures the plan is made of, in one place.
 
     CPU and memory: the capacity report (docs/capacity/capacity.md, two PCMU streams per call, every recording
-    encrypted as written, the server pinned to one core): 250 / 500 / 1,000 calls took 25 / 47 / 85 % of the
-    core and 4.58 / 4.18 / 3.84 CPU-seconds per call-hour, with no loss and every recording verified; at 1,000
-    the set-up of 50 calls a second peaked at 100 % and OPTIONS reached 91 ms. One server process records on one
-    core, so a node is planned at 800 calls (about 70 % busy), leaving room for set-up peaks.
-    Resident memory: 241 MB at 250 calls to 535 MB at 1,000 in one process's life; the line through the idle
-    process (140 MB) and the 1,000-call peak, 410 KB a call, covers every step.
+    encrypted as written, the server pinned to one core with its embedded PostgreSQL): 250 / 500 / 1,000 calls
+    took 23 / 46 / 76 % of the core and 4.10 / 4.08 / 3.43 CPU-seconds per call-hour, with no loss and every
+    recording verified; at 1,000 the set-up of 50 calls a second peaked at 99 % and OPTIONS stayed within 17 ms.
+    One server process records on one core, so a node is planned at 800 calls (about 60 % busy), leaving room
+    for set-up peaks and the hourly full collection of frozen objects (siprec_server.gc_policy).
+    Resident memory: 248 MB at 250 calls to 518 MB at 1,000 in one process's life; the line through the idle
+    process (140 MB) and the 1,000-call peak is 390 KB a call; the plan keeps 410 KB, which covers every step
+    measured so far.
     """
 
-    calls_per_core: int = 800  # concurrent calls one recording core carries with headroom (about 70 % busy)
-    cpu_seconds_per_call_hour: float = 4.6  # the highest of the three steps
+    calls_per_core: int = 800  # concurrent calls one recording core carries with headroom (about 60 % busy)
+    cpu_seconds_per_call_hour: float = 4.2  # the highest of the three steps, rounded up
     rss_base_bytes: int = 140 * 1024 * 1024
     rss_per_call_bytes: int = 410 * 1024
     # FLAC master, 8 kHz stereo 16-bit from G.711 (libsndfile level 0, as media.writer writes it): 0.88 MB a
