@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,7 +14,9 @@ import pylibsrtp
 
 from media.codecs import Codec, codec_for
 from media.g711 import decode_ulaw, encode_ulaw
-from media.recorder import CallRecorder
+from media.ports import PortPool
+from media.recorder import CallRecorder, StreamSpec
+from media.session import MediaSession
 from media.srtp import SrtpKey, key_salt_length
 from media.udp_batch import BATCH, DatagramBatch
 from media.writer import AudioWriter
@@ -199,3 +203,20 @@ def simulate(
     if writer is not None:
         writer.close()
     return np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.int16)
+
+
+async def open_loopback_session(
+    streams: Sequence[StreamSpec], path: Path, **options: Any
+) -> tuple[MediaSession, list[int]]:
+    """A two-channel :class:`MediaSession` on free loopback ports, one a stream (a random slice of the port
+    space keeps parallel test runs apart); ``options`` go to :meth:`MediaSession.open`."""
+    first = random.randrange(20000, 60000, 2)
+    pool = PortPool(first, first + 199)
+    for _ in range(20):
+        ports = [pool.allocate() for _ in streams]
+        try:
+            return await MediaSession.open("127.0.0.1", ports, list(streams), 2, path, **options), ports
+        except OSError:
+            for port in ports:
+                pool.release(port)  # taken by someone else: the next allocation is another port
+    raise AssertionError("no free ports for a media session")

@@ -11,32 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import random
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from media.g711 import encode_ulaw
-from media.ports import PortPool
 from media.recorder import StreamSpec
-from media.session import MediaSession
 from media.writer import RandomAccessSink
 from storage.sealed import SealedWriter
-from tests.unit.media.helpers import PTIME, SAMPLES, pcmu, rtcp_receiver_report, rtp, telephone_event, tone
+from tests.unit.media.helpers import (
+    PTIME,
+    SAMPLES,
+    open_loopback_session,
+    pcmu,
+    rtcp_receiver_report,
+    rtp,
+    telephone_event,
+    tone,
+)
 
 HOST = "127.0.0.1"
 KEY = bytes(range(32))
 OURS = ("media", "storage")
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, 0))
-    yield sock
-    sock.close()
 
 
 async def record_a_call(path: Path, sender: socket.socket) -> int:
@@ -48,20 +43,9 @@ async def record_a_call(path: Path, sender: socket.socket) -> int:
     def open_sink(name: str) -> RandomAccessSink:
         return SealedWriter(name, KEY)
 
-    first = random.randrange(20000, 60000, 2)
-    pool = PortPool(first, first + 199)
-    session = None
-    for _ in range(20):
-        ports = [pool.allocate(), pool.allocate()]
-        try:
-            session = await MediaSession.open(
-                HOST, ports, streams, 2, path, tick=0.05, write_interval=0.2, open_sink=open_sink
-            )
-            break
-        except OSError:
-            for port in ports:
-                pool.release(port)
-    assert session is not None
+    session, ports = await open_loopback_session(
+        streams, path, tick=0.05, write_interval=0.2, open_sink=open_sink
+    )
 
     payloads = encode_ulaw(tone(440, 50 * SAMPLES)), encode_ulaw(tone(1000, 50 * SAMPLES))
     loop = asyncio.get_running_loop()

@@ -6,7 +6,6 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +26,6 @@ HOST = "127.0.0.1"
 def port_pool() -> PortPool:
     first = random.randrange(20000, 60000, 2)  # a random slice keeps parallel test runs apart
     return PortPool(first, first + 199)
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, 0))
-    yield sock
-    sock.close()
 
 
 async def open_receiver(pool: PortPool) -> RtpReceiver:

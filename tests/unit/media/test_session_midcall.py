@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,6 @@ from tests.unit.media.helpers import PTIME, SAMPLES, SrtpSrc, g711, pcmu, rtcp_r
 from tests.unit.media.test_session import HOST, port_pool
 
 RNG = random.Random(4)
-
-
-@pytest.fixture
-async def sender() -> AsyncIterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, 0))
-    yield sock
-    sock.close()
 
 
 def spec(index: int, channel: int, srtp: SrtpSrc | None = None) -> StreamSpec:

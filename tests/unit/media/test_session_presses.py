@@ -66,14 +66,6 @@ async def session(tmp_path: Path) -> AsyncIterator[tuple[MediaSession, list[int]
     raise AssertionError("no free ports")
 
 
-@pytest.fixture
-async def sender() -> AsyncIterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, 0))
-    yield sock
-    sock.close()
-
-
 def caller_packets(seconds: float, first: int, press_at: float | None) -> list[tuple[float, bytes]]:
     """(send offset, datagram): 20 ms PCMU of a quiet tone, and key "1" as RFC 4733 events from ``press_at``."""
     payload = encode_ulaw(np.round(800 * np.sin(2 * np.pi * 440 * np.arange(round(seconds * 8000)) / 8000)))

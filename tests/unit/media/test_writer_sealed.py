@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import random
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +19,18 @@ import pytest
 import soundfile
 
 from media.g711 import decode_ulaw, encode_ulaw
-from media.ports import PortPool
 from media.recorder import StreamSpec
-from media.session import MediaSession
 from media.writer import FlacWriter, RandomAccessSink, recorded_duration
 from storage.sealed import SealedReader, SealedWriter, finish_unfinished, open_plain
-from tests.unit.media.helpers import PTIME, SAMPLES, dominant_frequency, pcmu, rtp, tone
+from tests.unit.media.helpers import (
+    PTIME,
+    SAMPLES,
+    dominant_frequency,
+    open_loopback_session,
+    pcmu,
+    rtp,
+    tone,
+)
 from tests.unit.media.test_writer import call_audio
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -259,14 +263,6 @@ def test_a_plain_file_sink_keeps_the_count_current_too(tmp_path: Path) -> None:
 
 
 # -- a media session writing through the encrypting sink ---------------------------------------------------------
-@pytest.fixture
-async def sender() -> AsyncIterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, 0))
-    yield sock
-    sock.close()
-
-
 async def test_a_media_session_records_into_the_encrypted_file_with_no_plaintext_on_disk(
     tmp_path: Path, sender: socket.socket
 ) -> None:
@@ -283,20 +279,10 @@ async def test_a_media_session_records_into_the_encrypted_file_with_no_plaintext
         opened.append(name)
         return SealedWriter(name, KEY)
 
-    first = random.randrange(20000, 60000, 2)
-    pool = PortPool(first, first + 199)
-    session = None
-    for _ in range(20):
-        ports = [pool.allocate(), pool.allocate()]
-        try:
-            session = await MediaSession.open(
-                HOST, ports, streams, 2, path, tick=0.05, write_interval=0.2, open_sink=open_sink
-            )
-            break
-        except OSError:
-            for port in ports:
-                pool.release(port)
-    assert session is not None and opened == [str(path)]
+    session, ports = await open_loopback_session(
+        streams, path, tick=0.05, write_interval=0.2, open_sink=open_sink
+    )
+    assert opened == [str(path)]
 
     loop = asyncio.get_running_loop()
     began = loop.time()
