@@ -8,9 +8,11 @@ those pauses apart from the rest of the loop's lag.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -35,6 +37,16 @@ class GcPauses:
         )
         self._children = [self._seconds.labels(str(generation)) for generation in range(3)]
         self._started = 0.0
+        self._planned = False
+
+    @contextlib.contextmanager
+    def planned(self) -> Iterator[None]:
+        """Collections made meanwhile were asked for (the idle reclaim): a long one is logged at INFO only."""
+        self._planned = True
+        try:
+            yield
+        finally:
+            self._planned = False
 
     def install(self) -> None:
         if self._callback not in gc.callbacks:
@@ -52,7 +64,8 @@ class GcPauses:
         generation = int(info.get("generation", 0))
         self._children[min(max(generation, 0), 2)].observe(seconds)
         if seconds >= _SLOW:
-            log.warning(
+            log.log(
+                logging.INFO if self._planned else logging.WARNING,
                 "garbage collection of generation %d took %.0f ms (%d objects collected)",
                 generation,
                 seconds * 1000,

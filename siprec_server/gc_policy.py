@@ -18,6 +18,7 @@ waits; ``hangtar_gc_reclaimed_objects_total`` counts what did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import gc
 import logging
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
+
+from .gc_pauses import GcPauses
 
 __all__ = ["GcAction", "GcPolicy", "GcSchedule"]
 
@@ -80,9 +83,11 @@ class GcPolicy:
         freeze_interval: float,
         idle_reclaim: float,
         reclaim_interval: float,
+        pauses: GcPauses | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._active_calls = active_calls
+        self._pauses = pauses  # told that a reclaim's long pause was asked for
         self._clock = clock
         self.schedule = GcSchedule(freeze_interval, idle_reclaim, reclaim_interval, last_reclaim=clock())
         self._reclaims = Counter(
@@ -111,9 +116,10 @@ class GcPolicy:
             gc.freeze()
         elif action in (GcAction.RECLAIM_IDLE, GcAction.RECLAIM_DUE):
             started = time.perf_counter()
-            gc.unfreeze()
-            found = gc.collect()
-            gc.freeze()
+            with self._pauses.planned() if self._pauses is not None else contextlib.nullcontext():
+                gc.unfreeze()
+                found = gc.collect()
+                gc.freeze()
             self._reclaims.labels(action.value).inc()
             self._reclaimed.inc(found)
             log.info(

@@ -187,6 +187,7 @@ async def run_server(config: Config, *, demo: bool = False) -> int:
             freeze_interval=config.gc_freeze_interval,
             idle_reclaim=config.gc_idle_reclaim,
             reclaim_interval=config.gc_reclaim_interval,
+            pauses=gc_pauses,
         )
 
         async def health() -> dict[str, Any]:

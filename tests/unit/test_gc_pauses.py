@@ -44,3 +44,18 @@ def test_a_long_pause_is_logged(monkeypatch: pytest.MonkeyPatch, caplog: pytest.
     finally:
         pauses.uninstall()
     assert any("garbage collection of generation 2 took" in r.getMessage() for r in caplog.records)
+
+
+def test_a_planned_long_pause_is_logged_as_information(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(gc_pauses, "_SLOW", 0.0)
+    pauses = GcPauses(CollectorRegistry())
+    pauses.install()
+    try:
+        with caplog.at_level(logging.INFO, logger="siprec_server.gc_pauses"), pauses.planned():
+            gc.collect(2)
+    finally:
+        pauses.uninstall()
+    long = [r for r in caplog.records if "garbage collection of generation 2 took" in r.getMessage()]
+    assert long and all(r.levelno == logging.INFO for r in long)

@@ -4,12 +4,15 @@ when due, and what was reclaimed counted."""
 from __future__ import annotations
 
 import gc
+import logging
 import weakref
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from siprec_server import gc_pauses
+from siprec_server.gc_pauses import GcPauses
 from siprec_server.gc_policy import GcAction, GcPolicy, GcSchedule
 
 
@@ -114,3 +117,26 @@ async def test_off_means_no_freezing(unfrozen: None) -> None:
     )
     await policy.run()  # returns at once instead of ticking
     assert policy.schedule.frozen_since_reclaim is False
+
+
+def test_the_reclaim_pause_is_logged_as_planned(
+    unfrozen: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(gc_pauses, "_SLOW", 0.0)  # every collection counts as long
+    registry = CollectorRegistry()
+    pauses = GcPauses(registry)
+    calls = [1]
+    policy = GcPolicy(
+        registry, lambda: calls[0], freeze_interval=2, idle_reclaim=1, reclaim_interval=3600, pauses=pauses
+    )
+    pauses.install()
+    try:
+        assert policy.tick() is GcAction.FREEZE
+        calls[0] = 0
+        policy.schedule.last_reclaim -= 10
+        with caplog.at_level(logging.INFO, logger="siprec_server.gc_pauses"):
+            assert policy.tick() is GcAction.RECLAIM_IDLE
+    finally:
+        pauses.uninstall()
+    full = [r for r in caplog.records if "generation 2" in r.getMessage()]
+    assert full and all(r.levelno == logging.INFO for r in full)
