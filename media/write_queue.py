@@ -67,24 +67,28 @@ class WriteQueue:
     def _work(self) -> None:
         _yield_to_the_loop()
         while (job := self._jobs.get()) is not _STOP:
-            self._execute(job)
-            del job  # not held while waiting for the next one: it may close over a finished call's state
+            function, loop, future = job
+            # Neither the job nor its function stays referenced once it ran: they may close over a finished
+            # call's state, which must go by reference counting as soon as the waiting coroutine resumes.
+            del job
+            error = self._call(function, reported=future is not None)
+            del function
+            if loop is not None and future is not None:
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, future, error)
+            del loop, future, error
 
-    def _execute(self, job: _Job) -> None:
-        function, loop, future = job
-        error: BaseException | None = None
+    def _call(self, function: Callable[[], None], *, reported: bool) -> BaseException | None:
         try:
             function()
-        except BaseException as exc:  # handed to the waiting coroutine, or logged by the job itself
-            error = exc
-            if future is None:
+        except BaseException as exc:  # handed to the waiting coroutine, or logged here
+            if not reported:
                 log.exception("a background write failed")
+            return exc
         finally:
             with self._lock:
                 self.pending -= 1
-        if loop is not None and future is not None:
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, error)
+        return None
 
 
 def _yield_to_the_loop() -> None:

@@ -80,7 +80,6 @@ async def test_a_recorded_call_leaves_no_reference_cycle(tmp_path: Path, sender:
     gc.disable()
     try:
         frames = await record_a_call(tmp_path / "call.flac.sealed", sender)
-        await asyncio.sleep(0.2)  # the shared media pump's next ticks let go of the closed session
         gc.set_debug(gc.DEBUG_SAVEALL)  # what the collection finds stays in gc.garbage, to be named
         gc.collect()
         cyclic = sorted(
